@@ -1,0 +1,1 @@
+"""Domain of claimcam: cases, invites, their event log, media filing, storage and delivery."""

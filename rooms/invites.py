@@ -1,0 +1,216 @@
+"""Use cases of calls management: create, re-send, close and expire invites; resolve claimant links.
+
+Every change and the event that records it are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from rooms import directory, event_chain, event_log, invite_store, link_tokens
+from rooms.access import Access, case_access
+from rooms.clock import Clock
+from rooms.delivery import queue
+from rooms.delivery.messages import OutgoingMessage, render
+from rooms.errors import Forbidden, InvalidTransition, LinkUnusable, NotFound, Unprocessable
+from rooms.models import Actor, Case, Invite, InviteStatus, Method, Portal, User
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    """A case as one user sees it: with its portal and the user's access."""
+
+    case: Case
+    portal: Portal
+    access: Access
+
+
+async def view_case(conn: AsyncConnection, case_id: str, user_id: str) -> CaseView:
+    """The case for this user; unknown and forbidden cases look the same (NotFound)."""
+    try:
+        case = await directory.get_case(conn, case_id)
+    except NotFound:
+        raise NotFound(f"case {case_id} not found") from None
+    portal = await directory.get_portal(conn, case.portal_id)
+    access = case_access(user_id, case, portal)
+    if access is Access.NONE:
+        raise NotFound(f"case {case_id} not found")
+    return CaseView(case, portal, access)
+
+
+def require_full(view: CaseView) -> None:
+    if view.access is not Access.FULL:
+        raise Forbidden("read-only access to this case")
+
+
+class InviteService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        link_key: link_tokens.LinkKey,
+        public_url: str,
+        clock: Clock,
+        on_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._engine = engine
+        self._key = link_key
+        self._public_url = public_url.rstrip("/")
+        self._clock = clock
+        self._on_queued = on_queued
+
+    def link(self, token: str) -> str:
+        return f"{self._public_url}/join/{token}"
+
+    async def view_invite(self, conn: AsyncConnection, invite_id: str, user_id: str) -> tuple[CaseView, Invite]:
+        try:
+            invite = await invite_store.get(conn, invite_id)
+        except NotFound:
+            raise NotFound(f"invite {invite_id} not found") from None
+        try:
+            view = await view_case(conn, invite.case_id, user_id)
+        except NotFound:
+            raise NotFound(f"invite {invite_id} not found") from None
+        return view, invite
+
+    async def create(
+        self, case_id: str, sender: User, contact_id: str, method: Method, task_id: str | None
+    ) -> Invite:
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            view = await view_case(conn, case_id, sender.id)
+            require_full(view)
+            contact = view.case.contact(contact_id)
+            if contact is None:
+                raise Unprocessable(f"contact {contact_id} is not a contact of this case")
+            destination = contact.address_for(method)
+            if not destination:
+                raise Unprocessable(f"contact {contact.name} has no {'phone number' if method is Method.SMS else 'email address'}")
+            task = view.case.task(task_id) if task_id else None
+            if task_id and task is None:
+                raise Unprocessable(f"task {task_id} is not a task of this case")
+            invite = Invite(
+                id=uuid.uuid4().hex,
+                case_id=case_id,
+                task_id=task.id if task else None,
+                task_name=task.name if task else "",
+                contact_id=contact.id,
+                contact_name=contact.name,
+                method=method,
+                destination=destination,
+                sender_id=sender.id,
+                sender_name=sender.name,
+                sender_company=sender.company,
+                status=InviteStatus.INVITED,
+                created_at=now,
+                expires_at=now + timedelta(hours=view.portal.invite_link_lifetime_hours),
+            )
+            salt = self._key.new_salt()
+            token = self._key.token_for(invite.id, salt)
+            await invite_store.insert(conn, invite, salt, link_tokens.token_hash(token), event_chain.GENESIS)
+            await event_log.append(
+                conn,
+                invite.id,
+                "created",
+                Actor.of_user(sender),
+                now,
+                {"contact": contact.name, "method": str(method), "to": destination, "task": invite.task_name},
+            )
+            await queue.enqueue(conn, invite.id, "invite", now)
+            invite = await invite_store.get(conn, invite.id)
+        self._on_queued()
+        return invite
+
+    async def resend(self, invite_id: str, actor: User) -> Invite:
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            view, invite = await self.view_invite(conn, invite_id, actor.id)
+            require_full(view)
+            expired = await self._expire_if_due(conn, invite)
+        if expired:
+            raise InvalidTransition("the invite has expired and is closed; it cannot be re-sent")
+        async with self._engine.begin() as conn:
+            # A re-sent link is valid for a full lifetime again: the claimant was just asked to use it.
+            expires = now + timedelta(hours=view.portal.invite_link_lifetime_hours)
+            invite = await invite_store.record_resend(conn, invite_id, expires)
+            await event_log.append(
+                conn, invite_id, "resent", Actor.of_user(actor), now,
+                {"method": str(invite.method), "to": invite.destination, "count": invite.resend_count},
+            )
+            await queue.enqueue(conn, invite_id, "resend", now)
+        self._on_queued()
+        return invite
+
+    async def close(self, invite_id: str, actor: User) -> Invite:
+        async with self._engine.begin() as conn:
+            view, invite = await self.view_invite(conn, invite_id, actor.id)
+            require_full(view)
+            return await self._close(conn, invite_id, Actor.of_user(actor), "closed")
+
+    async def _close(self, conn: AsyncConnection, invite_id: str, actor: Actor, reason: str) -> Invite:
+        now = self._clock()
+        invite = await invite_store.set_status(conn, invite_id, InviteStatus.CLOSED, now=now, reason=reason)
+        await event_log.append(conn, invite_id, "closed", actor, now, {"reason": reason})
+        return invite
+
+    async def _expire_if_due(self, conn: AsyncConnection, invite: Invite) -> bool:
+        """Close an overdue invite; the caller raises only after committing, so the close sticks."""
+        if invite.status is not InviteStatus.CLOSED and invite.expires_at <= self._clock():
+            await self._close(conn, invite.id, Actor.system(), "expired")
+            return True
+        return False
+
+    async def expire_due(self) -> list[str]:
+        """Close every invite whose link lifetime has run out; returns their ids."""
+        async with self._engine.connect() as conn:
+            due = await invite_store.due_for_expiry(conn, self._clock())
+        closed: list[str] = []
+        for invite_id in due:
+            async with self._engine.begin() as conn:
+                invite = await invite_store.get(conn, invite_id)
+                if invite.status is InviteStatus.CLOSED or invite.expires_at > self._clock():
+                    continue  # closed or re-sent meanwhile
+                await self._close(conn, invite_id, Actor.system(), "expired")
+                closed.append(invite_id)
+        return closed
+
+    async def list_for_case(self, case_id: str, user_id: str) -> tuple[CaseView, list[Invite]]:
+        await self.expire_due()
+        async with self._engine.connect() as conn:
+            view = await view_case(conn, case_id, user_id)
+            return view, await invite_store.list_for_case(conn, case_id)
+
+    async def resolve_link(self, token: str) -> Invite:
+        """The invite a claimant's link opens; closed or expired links raise LinkUnusable."""
+        if not link_tokens.plausible(token):
+            raise NotFound("no such link")
+        async with self._engine.begin() as conn:
+            invite = await invite_store.find_by_token_hash(conn, link_tokens.token_hash(token))
+            if invite is None:
+                raise NotFound("no such link")
+            if invite.status is InviteStatus.CLOSED:
+                raise LinkUnusable("the invite is closed")
+            expired = await self._expire_if_due(conn, invite)
+        if expired:
+            raise LinkUnusable("the invite has expired")
+        return invite
+
+    async def transition(self, invite_id: str, target: InviteStatus, actor: Actor, kind: str) -> Invite:
+        """Status changes caused by the call itself (claimant joins or leaves), logged as `kind`."""
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            invite = await invite_store.set_status(conn, invite_id, target, now=now)
+            await event_log.append(conn, invite_id, kind, actor, now, {"status": str(target)})
+            return invite
+
+    async def render_message(self, conn: AsyncConnection, invite_id: str) -> tuple[InviteStatus, OutgoingMessage]:
+        """What the delivery worker sends: the token is derived again, never read from storage."""
+        invite = await invite_store.get(conn, invite_id)
+        case = await directory.get_case(conn, invite.case_id)
+        portal = await directory.get_portal(conn, case.portal_id)
+        token = self._key.token_for(invite.id, await invite_store.token_salt(conn, invite.id))
+        return invite.status, render(invite, case, portal, self.link(token))

@@ -1,0 +1,79 @@
+"""Versioned schema migrations, applied in order, each in its own transaction.
+
+Deliberately small instead of Alembic: the schema is owned by this package alone, and nodes that
+start together must not race, so PostgreSQL takes an advisory lock while migrating.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from rooms import tables
+
+log = logging.getLogger(__name__)
+
+_LOCK_KEY = 0x636C616D  # "clam": any constant shared by all nodes
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    sa.MetaData(),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", tables.UtcDateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[AsyncConnection], Awaitable[None]]
+
+
+async def _initial(conn: AsyncConnection) -> None:
+    await conn.run_sync(tables.metadata.create_all)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+
+
+async def applied_versions(conn: AsyncConnection) -> set[int]:
+    await conn.run_sync(schema_migrations.metadata.create_all)
+    rows = await conn.execute(sa.select(schema_migrations.c.version))
+    return {r[0] for r in rows}
+
+
+async def migrate(engine: AsyncEngine, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Apply every missing migration; returns the versions applied now."""
+    done: list[int] = []
+    async with engine.connect() as conn:
+        is_pg = conn.dialect.name == "postgresql"
+        if is_pg:
+            await conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_KEY})
+            await conn.commit()
+        try:
+            async with conn.begin():
+                have = await applied_versions(conn)
+            for m in sorted(migrations, key=lambda m: m.version):
+                if m.version in have:
+                    continue
+                async with conn.begin():
+                    await m.apply(conn)
+                    await conn.execute(
+                        schema_migrations.insert().values(
+                            version=m.version, name=m.name, applied_at=datetime.now(UTC)
+                        )
+                    )
+                log.info("applied migration %d: %s", m.version, m.name)
+                done.append(m.version)
+        finally:
+            if is_pg:
+                await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
+                await conn.commit()
+    return done

@@ -1,0 +1,114 @@
+"""Pictures and videos: lists per invite and case, content, thumbnails, filing and visibility."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from rooms import media_access, media_store
+from rooms.invites import view_case
+from web.api.endpoint import Endpoint, json_out, read_body, read_query, staff_user
+from web.api.views import media_out
+from web.errors import ApiError
+from web.keys import clock_key, engine_key, invites_key, object_store_key
+from web.schemas import MediaList, MediaOut, MediaPatch, MediaQuery
+
+PRESIGN_S = 300
+
+
+async def invite_media(request: web.Request) -> web.StreamResponse:
+    user = await staff_user(request)
+    q = read_query(request, MediaQuery)
+    async with request.app[engine_key].connect() as conn:
+        view, invite = await request.app[invites_key].view_invite(conn, request.match_info["invite_id"], user.id)
+        items = await media_store.for_invite(conn, invite.id, q.kind)
+    return json_out(MediaList(items=[media_out(i) for i in media_access.only_visible(user, view, items)]))
+
+
+async def case_media(request: web.Request) -> web.StreamResponse:
+    user = await staff_user(request)
+    q = read_query(request, MediaQuery)
+    async with request.app[engine_key].connect() as conn:
+        view = await view_case(conn, request.match_info["case_id"], user.id)
+        items = await media_store.for_case(conn, view.case.id, q.kind)
+    return json_out(MediaList(items=[media_out(i) for i in media_access.only_visible(user, view, items)]))
+
+
+async def case_documents(request: web.Request) -> web.StreamResponse:
+    user = await staff_user(request)
+    async with request.app[engine_key].connect() as conn:
+        view = await view_case(conn, request.match_info["case_id"], user.id)
+        items = await media_store.case_documents(conn, view.case.id)
+    return json_out(MediaList(items=[media_out(i) for i in media_access.only_visible(user, view, items)]))
+
+
+async def task_multimedia(request: web.Request) -> web.StreamResponse:
+    user = await staff_user(request)
+    async with request.app[engine_key].connect() as conn:
+        view = await view_case(conn, request.match_info["case_id"], user.id)
+        task_id = request.match_info["task_id"]
+        if view.case.task(task_id) is None:
+            raise ApiError(404, "not_found", f"task {task_id} not found")
+        items = await media_store.task_multimedia(conn, view.case.id, task_id)
+    return json_out(MediaList(items=[media_out(i) for i in media_access.only_visible(user, view, items)]))
+
+
+async def _serve(request: web.Request, key: str) -> web.StreamResponse:
+    location = await request.app[object_store_key].locate(key, PRESIGN_S)
+    if location.url is not None:
+        raise web.HTTPFound(location.url)
+    assert location.path is not None
+    # FileResponse answers Range requests, so browsers can seek in videos.
+    resp = web.FileResponse(location.path, headers={"Content-Type": location.content_type})
+    resp.headers["Cache-Control"] = "private, max-age=300"
+    return resp
+
+
+async def media_content(request: web.Request) -> web.StreamResponse:
+    user = await staff_user(request)
+    async with request.app[engine_key].connect() as conn:
+        _, item = await media_access.visible_item(conn, user, request.match_info["media_id"])
+    return await _serve(request, item.object_key)
+
+
+async def media_thumbnail(request: web.Request) -> web.StreamResponse:
+    user = await staff_user(request)
+    async with request.app[engine_key].connect() as conn:
+        _, item = await media_access.visible_item(conn, user, request.match_info["media_id"])
+    if not item.thumbnail_key:
+        raise ApiError(404, "not_found", "this item has no thumbnail")
+    return await _serve(request, item.thumbnail_key)
+
+
+async def patch_media(request: web.Request) -> web.StreamResponse:
+    user = await staff_user(request)
+    body = await read_body(request, MediaPatch)
+    async with request.app[engine_key].begin() as conn:
+        item = await media_access.change(
+            conn,
+            user,
+            request.match_info["media_id"],
+            request.app[clock_key],
+            filing=body.filing,
+            visibility=body.visibility,
+            shared_with_customer=body.shared_with_customer,
+        )
+    return json_out(media_out(item))
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/invites/{invite_id}/media", invite_media, "Pictures or videos of one invite", "media",
+             query=MediaQuery, response=MediaList),
+    Endpoint("GET", "/cases/{case_id}/media", case_media, "Pictures or videos of every invite in the case", "media",
+             query=MediaQuery, response=MediaList),
+    Endpoint("GET", "/cases/{case_id}/documents", case_documents, "Captures filed in the case documents", "media",
+             response=MediaList),
+    Endpoint("GET", "/cases/{case_id}/tasks/{task_id}/multimedia", task_multimedia,
+             "Captures filed in a task's multimedia (main and extra folders)", "media", response=MediaList),
+    Endpoint("GET", "/media/{media_id}/content", media_content,
+             "The picture or video: streamed, or a redirect to a short-lived URL", "media", produces="*/*"),
+    Endpoint("GET", "/media/{media_id}/thumbnail", media_thumbnail, "A picture's thumbnail", "media",
+             produces="image/jpeg"),
+    Endpoint("PATCH", "/media/{media_id}", patch_media,
+             "Move between main and extra folders, change visibility, share with the customer", "media",
+             body=MediaPatch, response=MediaOut),
+]

@@ -1,0 +1,83 @@
+"""The OpenAPI 3.1 document, built from the same endpoint declarations that routing uses."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from web.api.endpoint import Endpoint
+from web.schemas import Error
+
+_PARAM = re.compile(r"{(\w+)}")
+_REF = "#/components/schemas/{model}"
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(Error)}}}
+
+
+def build(endpoints: list[Endpoint], prefix: str, version: str) -> dict[str, Any]:
+    models: set[type[BaseModel]] = {Error}
+    for ep in endpoints:
+        models.update(m for m in (ep.body, ep.response) if m is not None)
+    _, defs = models_json_schema(
+        [(m, "validation" if m in {ep.body for ep in endpoints} else "serialization") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template=_REF,
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for ep in endpoints:
+        op: dict[str, Any] = {
+            "summary": ep.summary,
+            "tags": [ep.tag],
+            "operationId": ep.handler.__name__,
+            "parameters": [
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                for p in _PARAM.findall(ep.path)
+            ],
+            "responses": {},
+        }
+        if ep.query is not None:
+            for name, field in ep.query.model_fields.items():
+                schema = ep.query.model_json_schema()["properties"][name]
+                op["parameters"].append({"name": name, "in": "query", "required": field.is_required(), "schema": schema})
+        if ep.body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(ep.body)}}}
+        ok: dict[str, Any] = {"description": "OK"}
+        if ep.response is not None:
+            ok["content"] = {"application/json": {"schema": _ref(ep.response)}}
+        elif ep.produces != "application/json":
+            ok["content"] = {ep.produces: {}}
+        op["responses"][str(ep.status)] = ok
+        if ep.auth in ("staff", "platform"):
+            op["security"] = [{"bearer": []}]
+            op["responses"]["401"] = _error("Missing, malformed, forged or expired token")
+        if ep.auth == "platform":
+            op["responses"]["403"] = _error("The token lacks scope 'platform'")
+        if ep.auth == "staff":
+            op["responses"]["403"] = _error("Read-only access to the case")
+            op["responses"]["404"] = _error("Unknown, or not visible to the caller")
+        if ep.auth == "link":
+            op["responses"]["404"] = _error("No such link")
+            op["responses"]["410"] = _error("The invite is closed or expired")
+        if ep.body is not None:
+            op["responses"]["413"] = _error("Body too large")
+            op["responses"]["422"] = _error("Body does not match the schema, or names things that cannot be combined")
+        if ep.method == "POST" and ep.auth == "staff":
+            op["responses"]["409"] = _error("Not allowed in the invite's current status")
+        paths.setdefault(prefix + ep.path, {})[ep.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "claimcam API", "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }

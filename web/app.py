@@ -1,0 +1,189 @@
+"""The app factory: every app-wide object is created here and lives on a typed AppKey."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from importlib.metadata import version
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from recorder.object_store import LocalObjectStore
+from rooms import link_tokens
+from rooms.clock import Clock, utc_now
+from rooms.database import open_engine
+from rooms.delivery.channels import (
+    Channel,
+    Channels,
+    OutboxChannel,
+    SmsGatewayChannel,
+    SmsGatewayConfig,
+    SmtpChannel,
+    SmtpConfig,
+)
+from rooms.delivery.worker import DeliveryWorker, RetryPolicy
+from rooms.invites import InviteService
+from rooms.migrations import migrate
+from rooms.models import Method
+from web import demo, pages
+from web.api import dev_api, directory_api, health_api, invites_api, media_api, openapi
+from web.api.endpoint import Endpoint
+from web.auth import JwtVerifier
+from web.errors import error_middleware
+from web.keys import (
+    clock_key,
+    delivery_key,
+    engine_key,
+    http_client_key,
+    invites_key,
+    metrics_key,
+    object_store_key,
+    settings_key,
+    verifier_key,
+)
+from web.metrics import Metrics
+from web.settings import Settings
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def endpoints(settings: Settings) -> list[Endpoint]:
+    eps = [*directory_api.ENDPOINTS, *invites_api.ENDPOINTS, *media_api.ENDPOINTS, *dev_api.ENDPOINTS]
+    return [ep for ep in eps if settings.demo or not ep.demo_only]
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        m = request.app[metrics_key]
+        m.requests.labels(request.method, route, str(status)).inc()
+        m.latency.labels(route).observe(time.perf_counter() - started)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = open_engine(app[settings_key].database_url)
+    app[engine_key] = engine
+    await migrate(engine)
+    if app[settings_key].demo:
+        await demo.seed(engine)
+    yield
+    await engine.dispose()
+
+
+async def _http_client(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession() as session:
+        app[http_client_key] = session
+        yield
+
+
+def _channels(app: web.Application) -> Channels:
+    s = app[settings_key]
+    outbox = OutboxChannel(app[engine_key])
+    email: Channel = outbox
+    sms: Channel = outbox
+    if s.email_delivery == "smtp":
+        email = SmtpChannel(
+            SmtpConfig(s.smtp_host, s.smtp_port, s.smtp_sender, s.smtp_username, s.smtp_password,
+                       s.smtp_starttls, s.smtp_tls)
+        )
+    if s.sms_delivery == "gateway":
+        sms = SmsGatewayChannel(
+            SmsGatewayConfig(s.sms_gateway_url, s.sms_gateway_token, s.sms_sender), app[http_client_key]
+        )
+    return Channels({Method.EMAIL: email, Method.SMS: sms})
+
+
+async def _sweep_expired(service: InviteService, every_s: float) -> None:
+    while True:
+        try:
+            closed = await service.expire_due()
+            if closed:
+                log.info("closed %d expired invites", len(closed))
+        except Exception:
+            log.exception("expiry sweep failed")
+        await asyncio.sleep(every_s)
+
+
+async def _invites(app: web.Application) -> AsyncIterator[None]:
+    s = app[settings_key]
+    worker_ref: list[DeliveryWorker] = []
+    service = InviteService(
+        app[engine_key],
+        link_tokens.LinkKey(s.link_secret),
+        s.public_url,
+        app[clock_key],
+        on_queued=lambda: worker_ref[0].wake() if worker_ref else None,
+    )
+    deliveries = app[metrics_key].deliveries
+    worker = DeliveryWorker(
+        app[engine_key],
+        _channels(app),
+        service.render_message,
+        app[clock_key],
+        RetryPolicy(max_attempts=s.delivery_max_attempts, first_delay_s=s.delivery_first_retry_s),
+        on_outcome=lambda outcome: deliveries.labels(outcome).inc(),
+    )
+    worker_ref.append(worker)
+    app[invites_key] = service
+    app[delivery_key] = worker
+    tasks = [
+        asyncio.create_task(worker.run(), name="delivery-worker"),
+        asyncio.create_task(_sweep_expired(service, s.expiry_sweep_s), name="expiry-sweeper"),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application:
+    """Build the application; `settings` must already be resolved (see Settings.resolved)."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[metrics_middleware, error_middleware]
+    )
+    app[settings_key] = settings
+    app[clock_key] = clock
+    app[metrics_key] = Metrics()
+    app[verifier_key] = JwtVerifier.for_settings(
+        settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience, settings.jwt_issuer
+    )
+    app[object_store_key] = LocalObjectStore(Path(settings.storage_dir))
+    app.cleanup_ctx.extend([_database, _http_client, _invites])
+
+    eps = endpoints(settings)
+    for ep in eps:
+        app.router.add_route(ep.method, API_PREFIX + ep.path, ep.handler)
+    document = openapi.build(eps, API_PREFIX, version("claimcam"))
+
+    async def openapi_json(_: web.Request) -> web.StreamResponse:
+        return web.json_response(document)
+
+    app.router.add_get(API_PREFIX + "/openapi.json", openapi_json)
+    app.router.add_get("/healthz", health_api.healthz)
+    app.router.add_get("/readyz", health_api.readyz)
+    app.router.add_get("/metrics", health_api.metrics)
+    app.router.add_get("/", pages.index)
+    if settings.demo:
+        app.router.add_get("/dev/demo", dev_api.demo_info)
+        app.router.add_get("/dev/outbox", pages.outbox)
+    return app

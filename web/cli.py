@@ -1,0 +1,96 @@
+"""`claimcam serve`, `claimcam demo`, `claimcam migrate`, `claimcam settings`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+
+from rooms.database import open_engine
+from rooms.migrations import migrate
+from web import demo
+from web.app import create_app
+from web.settings import Settings, SettingsError, load_settings, setting_fields
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="claimcam", description="Remote video inspection server")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("serve", "run the server"),
+        ("demo", "run the server in demo mode with seeded data"),
+        ("migrate", "apply database migrations and exit"),
+        ("settings", "print every setting with its default as a Markdown table"),
+    ):
+        sp = sub.add_parser(name, help=help_text)
+        sp.add_argument("--config", help="TOML settings file (also CLAIMCAM_CONFIG)")
+        if name in ("serve", "demo"):
+            sp.add_argument("--host", help="bind address (CLAIMCAM_HOST, default 127.0.0.1)")
+            sp.add_argument("--port", type=int, help="port (CLAIMCAM_PORT, default 8080)")
+    return p
+
+
+def settings_table() -> str:
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in setting_fields():
+        default = f.default
+        shown = "(empty)" if default == "" else str(default).lower() if isinstance(default, bool) else str(default)
+        lines.append(f"| `CLAIMCAM_{f.name.upper()}` | `{shown}` | {f.metadata['doc']} |")
+    return "\n".join(lines)
+
+
+def _banner(settings: Settings) -> str:
+    base = settings.public_url
+    lines = [f"claimcam demo on {base}", "", f"  Calls management: {base}/cases/{demo.CASE.id}/calls",
+             f"  Outbox (sent SMS/email): {base}/dev/outbox", f"  Demo users and tokens: {base}/dev/demo",
+             f"  API document: {base}/api/v1/openapi.json", "", "Bearer tokens of the demo users:"]
+    for u in demo.demo_users(settings.jwt_secret):
+        lines.append(f"  {u.name} ({u.role}, {u.access} access): {u.token}")
+    lines.append(f"  Claims platform (scope platform): {demo.platform_token(settings.jwt_secret)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "settings":
+        print(settings_table())
+        return 0
+    try:
+        settings = load_settings(
+            config_file=args.config,
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            demo=True if args.command == "demo" else None,
+        ).resolved()
+    except (SettingsError, OSError) as e:
+        print(f"claimcam: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    app = create_app(settings)
+    if settings.demo:
+        app.on_startup.append(lambda _app: _print_banner(settings))
+    web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=5, print=None)
+    return 0
+
+
+async def _print_banner(settings: Settings) -> None:
+    print(_banner(settings), flush=True)
+
+
+async def _migrate(settings: Settings) -> int:
+    engine = open_engine(settings.database_url)
+    try:
+        applied = await migrate(engine)
+    finally:
+        await engine.dispose()
+    print(f"applied migrations: {applied or 'none (up to date)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,282 @@
+"""Request and response bodies of the REST API; they are also the OpenAPI document's schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from rooms.models import (
+    CaseRole,
+    ContactRole,
+    ExternalRight,
+    Filing,
+    MediaKind,
+    Method,
+    TaskKind,
+    Visibility,
+)
+
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+Text = Annotated[str, StringConstraints(max_length=300)]
+Phone = Annotated[str, StringConstraints(pattern=r"^(\+?[0-9 ()\-]{5,30})?$")]
+Email = Annotated[str, StringConstraints(pattern=r"^([^@\s]{1,64}@[^@\s]{1,255})?$")]
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- directory (platform scope) ----
+
+
+class PortalIn(In):
+    name: Name
+    insurer_company: Text = ""
+    language: Literal["en", "fi"] = "en"
+    remote_video_enabled: bool = True
+    invite_link_lifetime_hours: int = Field(72, ge=1, le=24 * 60)
+    sms_code_required: bool = False
+    external_case_handler_rights: list[ExternalRight] = Field(default_factory=list, max_length=20)
+
+
+class UserIn(In):
+    name: Name
+    email: Email = ""
+    company: Text = ""
+    office: Text = ""
+    phone: Phone = ""
+
+
+class ContactIn(In):
+    id: Id
+    name: Name
+    role: ContactRole = ContactRole.CONTACT_PERSON
+    phone: Phone = ""
+    email: Email = ""
+
+
+class TaskIn(In):
+    id: Id
+    name: Name
+    kind: TaskKind = TaskKind.OTHER
+
+
+class MemberIn(In):
+    user_id: Id
+    role: CaseRole
+    task_id: Id | None = None
+
+
+class CaseIn(In):
+    portal_id: Id
+    reference: Name
+    title: Text = ""
+    address: Text = ""
+    contacts: list[ContactIn] = Field(default_factory=list, max_length=100)
+    tasks: list[TaskIn] = Field(default_factory=list, max_length=200)
+    members: list[MemberIn] = Field(default_factory=list, max_length=500)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CaseIn:
+        for what, keys in (
+            ("contact id", [c.id for c in self.contacts]),
+            ("task id", [t.id for t in self.tasks]),
+            ("member (user_id, role)", [f"{m.user_id}/{m.role}" for m in self.members]),
+        ):
+            if len(keys) != len(set(keys)):
+                raise ValueError(f"duplicate {what}")
+        task_ids = {t.id for t in self.tasks}
+        for m in self.members:
+            if m.task_id is not None and m.task_id not in task_ids:
+                raise ValueError(f"member {m.user_id} names unknown task {m.task_id}")
+        return self
+
+
+class Stored(Out):
+    id: str
+
+
+# ---- calls management ----
+
+
+class InviteCreate(In):
+    contact_id: Id
+    method: Method
+    task_id: Id | None = None
+
+
+class MediaPatch(In):
+    filing: Filing | None = None
+    visibility: Visibility | None = None
+    shared_with_customer: bool | None = None
+
+
+class MediaQuery(In):
+    kind: MediaKind | None = None
+
+
+class PersonOut(Out):
+    id: str
+    name: str
+    company: str = ""
+
+
+class ContactOut(Out):
+    id: str
+    name: str
+    role: ContactRole
+    phone: str
+    email: str
+    methods: list[Method]
+
+
+class TaskOut(Out):
+    id: str
+    name: str
+    kind: TaskKind
+
+
+class CaseOut(Out):
+    id: str
+    reference: str
+    title: str
+    address: str
+    portal_id: str
+    language: str
+    sms_code_required: bool
+    access: Literal["full", "read"]
+    can_invite: bool
+    contacts: list[ContactOut]
+    tasks: list[TaskOut]
+
+
+class InviteOut(Out):
+    id: str
+    case_id: str
+    task_id: str | None
+    task_name: str
+    contact_id: str
+    contact_name: str
+    method: Method
+    destination: str
+    sender: PersonOut
+    status: Literal["INVITED", "IN_CALL", "ACTIVE", "CLOSED"]
+    created_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None
+    closed_reason: str
+    resend_count: int
+    pictures: int
+    videos: int
+    actions: list[str] = Field(description="What the caller may do: events, pictures, videos, join, close, resend")
+
+
+class InviteList(Out):
+    case_id: str
+    access: Literal["full", "read"]
+    can_invite: bool
+    invites: list[InviteOut]
+
+
+class ActorOut(Out):
+    kind: Literal["user", "claimant", "system"]
+    id: str
+    name: str
+
+
+class EventOut(Out):
+    seq: int
+    at: datetime
+    kind: str
+    actor: ActorOut
+    data: dict[str, Any]
+    hash: str
+
+
+class Integrity(Out):
+    ok: bool
+    broken_at: int | None
+
+
+class InviteEvents(Out):
+    invite_id: str
+    integrity: Integrity
+    events: list[EventOut]
+
+
+class InviteEventGroup(Out):
+    invite: InviteOut
+    integrity: Integrity
+    events: list[EventOut]
+
+
+class CaseEvents(Out):
+    case_id: str
+    groups: list[InviteEventGroup]
+
+
+class MediaOut(Out):
+    id: str
+    kind: MediaKind
+    invite_id: str
+    case_id: str
+    task_id: str | None
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None
+    height: int | None
+    duration_s: float | None
+    captured_at: datetime
+    captured_by: PersonOut
+    filing: Filing
+    visibility: Visibility
+    shared_with_customer: bool
+    content_url: str
+    thumbnail_url: str | None
+
+
+class MediaList(Out):
+    items: list[MediaOut]
+
+
+class LinkInfo(Out):
+    invite_id: str
+    status: str
+    case_reference: str
+    company: str
+    inspector: str
+    language: str
+    sms_code_required: bool
+
+
+class OutboxMessage(Out):
+    id: int
+    invite_id: str
+    method: Method
+    recipient: str
+    subject: str
+    body: str
+    link: str
+    sent_at: datetime
+
+
+class Outbox(Out):
+    messages: list[OutboxMessage]
+
+
+class ErrorBody(Out):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class Error(Out):
+    error: ErrorBody

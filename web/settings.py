@@ -1,0 +1,182 @@
+"""All settings in one frozen object, read once at start-up from CLAIMCAM_* variables and/or TOML."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CLAIMCAM_"
+
+
+def _doc(text: str, **kw: Any) -> Any:
+    return field(metadata={"doc": text}, **kw)
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = _doc("Address the HTTP server binds to.", default="127.0.0.1")
+    port: int = _doc("TCP port of the HTTP server.", default=8080)
+    public_url: str = _doc("Base URL put into claimant links; default `http://{host}:{port}`.", default="")
+    data_dir: str = _doc("Folder for the SQLite file, local objects and the instance secret.", default="./var")
+    database_url: str = _doc(
+        "SQLAlchemy URL: `sqlite:///path` or `postgresql://user:pw@host/db`; "
+        "default `sqlite+aiosqlite:///{data_dir}/claimcam.db`.",
+        default="",
+    )
+    storage_dir: str = _doc("Local object store folder; default `{data_dir}/objects`.", default="")
+    redis_url: str = _doc("Redis URL for multi-node Socket.IO; empty keeps the in-memory manager.", default="")
+    secret: str = _doc(
+        "Instance secret that claimant link tokens are derived from; all nodes need the same one. "
+        "Empty: generated once into `{data_dir}/secret.key`.",
+        default="",
+    )
+    jwt_secret: str = _doc("HS256 key for staff JWTs; empty: derived from `secret`.", default="")
+    jwt_public_key: str = _doc(
+        "PEM text, or a path to a PEM file, of the RS256 public key; when set only RS256 tokens are accepted.",
+        default="",
+    )
+    jwt_audience: str = _doc("Required `aud` claim of staff JWTs; empty: not checked.", default="")
+    jwt_issuer: str = _doc("Required `iss` claim of staff JWTs; empty: not checked.", default="")
+    email_delivery: str = _doc("`outbox` (store, show on /dev/outbox) or `smtp`.", default="outbox")
+    sms_delivery: str = _doc("`outbox` or `gateway` (HTTP SMS gateway).", default="outbox")
+    smtp_host: str = _doc("SMTP server host.", default="127.0.0.1")
+    smtp_port: int = _doc("SMTP server port.", default=25)
+    smtp_username: str = _doc("SMTP login; empty: no AUTH.", default="")
+    smtp_password: str = _doc("SMTP password.", default="")
+    smtp_starttls: bool = _doc("Upgrade the SMTP connection with STARTTLS.", default=False)
+    smtp_tls: bool = _doc("Connect to SMTP over implicit TLS (port 465 style).", default=False)
+    smtp_sender: str = _doc("From address of invite emails.", default="claimcam@localhost")
+    sms_gateway_url: str = _doc(
+        'URL the SMS gateway takes `POST {"to","from","text"}` at.', default=""
+    )
+    sms_gateway_token: str = _doc("Bearer token sent to the SMS gateway.", default="")
+    sms_sender: str = _doc("Sender name or number of invite SMS.", default="claimcam")
+    delivery_max_attempts: int = _doc("Attempts per message before delivery gives up.", default=6)
+    delivery_first_retry_s: float = _doc(
+        "Delay before the first retry; each next one is 3x longer (at most 15 min).", default=5.0
+    )
+    expiry_sweep_s: float = _doc("How often expired invites are closed.", default=60.0)
+    max_body_bytes: int = _doc("Largest accepted request body.", default=1_048_576)
+    demo: bool = _doc("Demo mode: seeds demo data, enables /dev/* pages and APIs.", default=False)
+    log_level: str = _doc("Python logging level.", default="INFO")
+
+    # Derived, never read from the environment; `finalize` fills it.
+    link_secret: bytes = field(default=b"", repr=False, metadata={"derived": True})
+
+    def resolved(self) -> Settings:
+        """Fill defaults that depend on other settings and make sure the instance secret exists."""
+        data = Path(self.data_dir)
+        secret = self.secret or _load_or_create_secret(data / "secret.key")
+        return dataclasses.replace(
+            self,
+            public_url=(self.public_url or f"http://{self.host}:{self.port}").rstrip("/"),
+            database_url=self.database_url or f"sqlite+aiosqlite:///{data / 'claimcam.db'}",
+            storage_dir=self.storage_dir or str(data / "objects"),
+            secret=secret,
+            jwt_secret=self.jwt_secret or _derive(secret, "staff-jwt"),
+            jwt_public_key=_read_pem(self.jwt_public_key),
+            link_secret=_derive(secret, "invite-links").encode(),
+        )
+
+    def check(self) -> None:
+        if self.email_delivery not in ("outbox", "smtp"):
+            raise SettingsError("email_delivery must be 'outbox' or 'smtp'")
+        if self.sms_delivery not in ("outbox", "gateway"):
+            raise SettingsError("sms_delivery must be 'outbox' or 'gateway'")
+        if self.sms_delivery == "gateway" and not self.sms_gateway_url:
+            raise SettingsError("sms_delivery 'gateway' needs sms_gateway_url")
+        if not 0 < self.port < 65536:
+            raise SettingsError("port must be 1..65535")
+        if self.delivery_max_attempts < 1:
+            raise SettingsError("delivery_max_attempts must be at least 1")
+
+
+def _derive(secret: str, purpose: str) -> str:
+    # Separate keys per purpose, so a leaked JWT key does not forge links and vice versa.
+    return hashlib.sha256(f"{purpose}:{secret}".encode()).hexdigest()
+
+
+def _load_or_create_secret(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value)
+        return value
+
+
+def _read_pem(value: str) -> str:
+    if not value or value.lstrip().startswith("-----BEGIN"):
+        return value
+    return Path(value).read_text()
+
+
+def setting_fields() -> list[dataclasses.Field[Any]]:
+    return [f for f in fields(Settings) if not f.metadata.get("derived")]
+
+
+def _coerce(name: str, kind: Any, raw: Any) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if not isinstance(raw, str):
+            raise ValueError(raw)
+        return raw
+    except ValueError:
+        raise SettingsError(f"setting {name}: {raw!r} is not a valid {kind}") from None
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, config_file: str | None = None, **overrides: Any
+) -> Settings:
+    """Precedence: explicit overrides > CLAIMCAM_* variables > TOML file > defaults."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or env.get(f"{ENV_PREFIX}CONFIG", "")
+    known = {f.name: f for f in setting_fields()}
+    if path:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+        section = doc.get("claimcam", doc)
+        for key, raw in section.items():
+            if key not in known:
+                raise SettingsError(f"unknown setting {key!r} in {path}")
+            values[key] = _coerce(key, known[key].type, raw)
+    for name, f in known.items():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _coerce(name, f.type, raw)
+    for name, raw in overrides.items():
+        if raw is not None:
+            values[name] = _coerce(name, known[name].type, raw)
+    settings = Settings(**values)
+    settings.check()
+    return settings
