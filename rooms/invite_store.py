@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rooms import status as machine
 from rooms import tables as t
-from rooms.errors import NotFound
+from rooms.errors import InvalidTransition, NotFound
 from rooms.models import Invite, InviteStatus, MediaKind, Method
 
 
@@ -138,7 +138,7 @@ async def set_status(
         current = await get(conn, invite_id)  # raises NotFound for unknown ids
         machine.check(current.status, target)
         # The machine allows it but `only_from` excluded the current status.
-        raise machine.InvalidTransition(f"invite is {current.status}, not one of {sorted(sources)}")
+        raise InvalidTransition(f"invite is {current.status}, not one of {sorted(sources)}")
     return await get(conn, invite_id)
 
 
@@ -150,7 +150,7 @@ async def record_resend(conn: AsyncConnection, invite_id: str, expires_at: datet
     )
     if res.rowcount == 0:
         await get(conn, invite_id)  # raises NotFound for unknown ids
-        raise machine.InvalidTransition("a closed invite cannot be re-sent")
+        raise InvalidTransition("a closed invite cannot be re-sent")
     return await get(conn, invite_id)
 
 

@@ -89,7 +89,8 @@ class InviteService:
                 raise Unprocessable(f"contact {contact_id} is not a contact of this case")
             destination = contact.address_for(method)
             if not destination:
-                raise Unprocessable(f"contact {contact.name} has no {'phone number' if method is Method.SMS else 'email address'}")
+                missing = "phone number" if method is Method.SMS else "email address"
+                raise Unprocessable(f"contact {contact.name} has no {missing}")
             task = view.case.task(task_id) if task_id else None
             if task_id and task is None:
                 raise Unprocessable(f"task {task_id} is not a task of this case")
@@ -147,7 +148,7 @@ class InviteService:
 
     async def close(self, invite_id: str, actor: User) -> Invite:
         async with self._engine.begin() as conn:
-            view, invite = await self.view_invite(conn, invite_id, actor.id)
+            view, _ = await self.view_invite(conn, invite_id, actor.id)
             require_full(view)
             return await self._close(conn, invite_id, Actor.of_user(actor), "closed")
 

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
-
-
-class StrEnum(str, enum.Enum):
-    def __str__(self) -> str:
-        return str(self.value)
 
 
 class InviteStatus(StrEnum):

@@ -34,7 +34,7 @@ from web import demo, pages
 from web.api import dev_api, directory_api, health_api, invites_api, media_api, openapi
 from web.api.endpoint import Endpoint
 from web.auth import JwtVerifier
-from web.errors import error_middleware
+from web.errors import Handler, error_middleware
 from web.keys import (
     clock_key,
     delivery_key,
@@ -52,6 +52,7 @@ from web.settings import Settings
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+MAX_HEADER_BYTES = 16_384
 
 
 def endpoints(settings: Settings) -> list[Endpoint]:
@@ -60,7 +61,7 @@ def endpoints(settings: Settings) -> list[Endpoint]:
 
 
 @web.middleware
-async def metrics_middleware(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     status = 500
     try:
@@ -159,7 +160,11 @@ async def _invites(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application:
     """Build the application; `settings` must already be resolved (see Settings.resolved)."""
     app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=[metrics_middleware, error_middleware]
+        client_max_size=settings.max_body_bytes,
+        middlewares=[metrics_middleware, error_middleware],
+        # Above aiohttp's default 8190 bytes, so over-long bearer tokens and link paths reach the
+        # handlers and get the API's JSON errors (401, 404), not the parser's plain-text 400.
+        handler_args={"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES},
     )
     app[settings_key] = settings
     app[clock_key] = clock

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,8 @@ from pydantic import ValidationError
 from recorder.object_store import BadKey, ObjectMissing
 from rooms import errors as domain
 from web.auth import Unauthorized
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ def _validation_details(e: ValidationError) -> list[dict[str, Any]]:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response: web.StreamResponse = await handler(request)
         return response

@@ -15,7 +15,7 @@ from web.metrics import Metrics
 from web.settings import Settings
 
 settings_key = web.AppKey("settings", Settings)
-clock_key = web.AppKey("clock", Clock)
+clock_key: web.AppKey[Clock] = web.AppKey("clock")
 engine_key = web.AppKey("engine", AsyncEngine)
 http_client_key = web.AppKey("http_client", aiohttp.ClientSession)
 object_store_key = web.AppKey("object_store", ObjectStore)

@@ -61,12 +61,14 @@ class SmtpChannel:
 
     async def send(self, message: OutgoingMessage) -> None:
         c = self._config
-        mail = EmailMessage()
-        mail["From"] = c.sender
-        mail["To"] = message.recipient
-        mail["Subject"] = message.subject
-        mail.set_content(message.body)
         try:
+            # Inside the try: a header value the email package refuses (a line break in the
+            # subject, say) raises ValueError, which must count as a failed delivery too.
+            mail = EmailMessage()
+            mail["From"] = c.sender
+            mail["To"] = message.recipient
+            mail["Subject"] = message.subject
+            mail.set_content(message.body)
             await aiosmtplib.send(
                 mail,
                 hostname=c.host,
@@ -77,7 +79,7 @@ class SmtpChannel:
                 use_tls=c.use_tls,
                 timeout=c.timeout_s,
             )
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError) as e:
             raise DeliveryError(f"SMTP: {type(e).__name__}: {e}") from e
 
 
@@ -105,7 +107,9 @@ class SmsGatewayChannel:
                 c.url, json=payload, headers=headers, timeout=aiohttp.ClientTimeout(total=c.timeout_s)
             ) as resp:
                 if resp.status >= 300:
-                    detail = (await resp.text())[:200]
+                    # errors="replace": an error page need not be UTF-8, and a decoding error
+                    # here would escape as something other than DeliveryError.
+                    detail = (await resp.text(errors="replace"))[:200]
                     raise DeliveryError(f"SMS gateway answered {resp.status}: {detail}")
         except (aiohttp.ClientError, TimeoutError) as e:
             raise DeliveryError(f"SMS gateway: {type(e).__name__}: {e}") from e

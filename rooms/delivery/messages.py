@@ -50,7 +50,8 @@ def render(invite: Invite, case: Case, portal: Portal, link: str) -> OutgoingMes
         invite_id=invite.id,
         method=invite.method,
         recipient=invite.destination,
-        subject=texts["subject"].format(**fields),
+        # Header injection guard: a line break from a platform field must not reach a mail header.
+        subject=" ".join(texts["subject"].format(**fields).split()),
         body=body,
         link=link,
     )

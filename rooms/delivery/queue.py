@@ -26,7 +26,9 @@ class Delivery:
 
 def _delivery(r: sa.Row[tuple[object, ...]]) -> Delivery:
     m = r._mapping
-    return Delivery(m["id"], m["invite_id"], m["purpose"], m["state"], m["attempts"], m["next_attempt_at"], m["last_error"])
+    return Delivery(
+        m["id"], m["invite_id"], m["purpose"], m["state"], m["attempts"], m["next_attempt_at"], m["last_error"]
+    )
 
 
 async def enqueue(conn: AsyncConnection, invite_id: str, purpose: str, now: datetime) -> None:

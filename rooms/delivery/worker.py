@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -68,10 +69,8 @@ class DeliveryWorker:
                 # A database hiccup must not kill delivery for good; try again after a pause.
                 log.exception("delivery pass failed")
                 timeout = self._policy.poll_s
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def _seconds_to_next(self) -> float:
@@ -102,6 +101,12 @@ class DeliveryWorker:
             await self._channel.send(message)
         except DeliveryError as e:
             await self._failed(d, message, e.message)
+            return
+        except Exception as e:
+            # A channel bug must still end in a logged, retried, finally failed delivery;
+            # escaping here would strand the row in `sending` and retry it forever.
+            log.exception("delivery %d: unexpected channel error", d.id)
+            await self._failed(d, message, f"internal error: {type(e).__name__}")
             return
         async with self._engine.begin() as conn:
             await queue.finish(conn, d.id, queue.SENT)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import TypeAdapter
 
 from rooms import directory
 from rooms.models import Case, Contact, Member, Portal, Task, User
 from web.api.endpoint import Endpoint, json_out, read_body, require_platform
 from web.keys import engine_key
 from web.schemas import CaseIn, Id, PortalIn, Stored, UserIn
-from pydantic import TypeAdapter
 
 _id = TypeAdapter(Id)
 

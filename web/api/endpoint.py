@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -11,11 +10,10 @@ from pydantic import BaseModel
 
 from rooms import directory
 from rooms.models import User
-from web.auth import Principal, Unauthorized, bearer
-from web.errors import ApiError
+from web.auth import Principal, bearer
+from web.errors import ApiError, Handler
 from web.keys import engine_key, verifier_key
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Auth = Literal["staff", "platform", "link", "none"]
 M = TypeVar("M", bound=BaseModel)
 

@@ -34,7 +34,7 @@ async def list_invites(request: web.Request) -> web.StreamResponse:
     return json_out(
         InviteList(
             case_id=view.case.id,
-            access=access_name(view.access),  # type: ignore[arg-type]
+            access=access_name(view.access),
             can_invite=bool(case_out(view).can_invite),
             invites=[invite_out(i, view.access) for i in invites],
         )

@@ -27,9 +27,10 @@ def build(endpoints: list[Endpoint], prefix: str, version: str) -> dict[str, Any
     models: set[type[BaseModel]] = {Error}
     for ep in endpoints:
         models.update(m for m in (ep.body, ep.response) if m is not None)
+    inputs = {ep.body for ep in endpoints}
+    ordered = sorted(models, key=lambda m: m.__name__)
     _, defs = models_json_schema(
-        [(m, "validation" if m in {ep.body for ep in endpoints} else "serialization") for m in sorted(models, key=lambda m: m.__name__)],
-        ref_template=_REF,
+        [(m, "validation" if m in inputs else "serialization") for m in ordered], ref_template=_REF
     )
     paths: dict[str, dict[str, Any]] = {}
     for ep in endpoints:
@@ -46,7 +47,9 @@ def build(endpoints: list[Endpoint], prefix: str, version: str) -> dict[str, Any
         if ep.query is not None:
             for name, field in ep.query.model_fields.items():
                 schema = ep.query.model_json_schema()["properties"][name]
-                op["parameters"].append({"name": name, "in": "query", "required": field.is_required(), "schema": schema})
+                op["parameters"].append(
+                    {"name": name, "in": "query", "required": field.is_required(), "schema": schema}
+                )
         if ep.body is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(ep.body)}}}
         ok: dict[str, Any] = {"description": "OK"}

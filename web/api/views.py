@@ -35,7 +35,7 @@ def case_out(view: CaseView) -> CaseOut:
         portal_id=view.portal.id,
         language=view.portal.language,
         sms_code_required=view.portal.sms_code_required,
-        access=access_name(view.access),  # type: ignore[arg-type]
+        access=access_name(view.access),
         can_invite=view.access is Access.FULL,
         contacts=[
             ContactOut(id=x.id, name=x.name, role=x.role, phone=x.phone, email=x.email, methods=list(x.methods))
@@ -56,7 +56,7 @@ def invite_out(invite: Invite, access: Access) -> InviteOut:
         method=invite.method,
         destination=invite.destination,
         sender=PersonOut(id=invite.sender_id, name=invite.sender_name, company=invite.sender_company),
-        status=invite.status.value,  # type: ignore[arg-type]
+        status=invite.status.value,
         created_at=invite.created_at,
         expires_at=invite.expires_at,
         closed_at=invite.closed_at,
@@ -73,7 +73,7 @@ def event_out(e: Event) -> EventOut:
         seq=e.seq,
         at=e.at,
         kind=e.kind,
-        actor=ActorOut(kind=e.actor.kind, id=e.actor.id, name=e.actor.name),  # type: ignore[arg-type]
+        actor=ActorOut(kind=e.actor.kind, id=e.actor.id, name=e.actor.name),
         data=e.data,
         hash=e.hash,
     )

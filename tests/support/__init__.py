@@ -1,0 +1,1 @@
+"""Real servers and test data that the suite starts for itself."""

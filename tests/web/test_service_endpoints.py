@@ -1,0 +1,71 @@
+"""OpenAPI document, health, readiness, metrics and the demo-only routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import MakeApi
+from tests.support.world import Api
+from web.app import API_PREFIX, endpoints
+
+
+async def test_openapi_lists_every_endpoint_with_its_schemas(api: Api) -> None:
+    status, doc = await api.call("GET", "/api/v1/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    for ep in endpoints(api.settings):
+        op = doc["paths"][API_PREFIX + ep.path][ep.method.lower()]
+        if ep.body is not None:
+            ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]
+    assert "InviteCreate" in doc["components"]["schemas"]
+
+
+async def test_every_schema_reference_resolves(api: Api) -> None:
+    _, doc = await api.call("GET", "/api/v1/openapi.json")
+    refs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            refs.extend(v for k, v in node.items() if k == "$ref")
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(doc)
+    names = set(doc["components"]["schemas"])
+    assert refs and all(r.rsplit("/", 1)[1] in names for r in refs)
+
+
+async def test_ready_checks_database_and_storage(api: Api) -> None:
+    status, body = await api.call("GET", "/readyz")
+    assert (status, body["checks"]) == (200, {"database": True, "object_store": True})
+
+
+async def test_metrics_count_requests_by_route(api: Api) -> None:
+    await api.call("GET", "/api/v1/cases/case-std/invites", user="viewer")
+    status, text = await api.call("GET", "/metrics")
+    assert status == 200
+    assert b'route="/api/v1/cases/{case_id}/invites",status="200"' in text
+
+
+async def test_dev_routes_exist_only_in_demo_mode(make_api: MakeApi) -> None:
+    plain = await make_api(seed=False)
+    assert (await plain.call("GET", "/dev/demo"))[0] == 404
+    assert (await plain.call("GET", "/api/v1/dev/outbox"))[0] == 404
+    demo = await make_api(seed=False, demo=True)
+    status, body = await demo.call("GET", "/dev/demo")
+    assert status == 200 and body["case_id"] == "demo-case"
+    status, page = await demo.call("GET", "/dev/outbox")
+    assert status == 200 and b"Outbox" in page
+
+
+async def test_demo_user_tokens_work_against_the_api(make_api: MakeApi) -> None:
+    demo = await make_api(seed=False, demo=True)
+    _, info = await demo.call("GET", "/dev/demo")
+    by_access = {u["access"]: u["token"] for u in info["users"]}
+    status, listing = await demo.call("GET", "/api/v1/cases/demo-case/invites", token=by_access["read"])
+    assert (status, listing["access"], listing["can_invite"]) == (200, "read", False)
+    status, listing = await demo.call("GET", "/api/v1/cases/demo-case/invites", token=by_access["full"])
+    assert (status, listing["can_invite"]) == (200, True)
