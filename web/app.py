@@ -27,6 +27,7 @@ from rooms.delivery.channels import (
     SmtpConfig,
 )
 from rooms.delivery.worker import DeliveryWorker, RetryPolicy
+from rooms.errors import NotFound
 from rooms.invites import InviteService
 from rooms.migrations import migrate
 from rooms.models import Method
@@ -47,6 +48,7 @@ from web.keys import (
     verifier_key,
 )
 from web.metrics import Metrics
+from web.schemas import ID_PATTERN
 from web.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,19 @@ MAX_HEADER_BYTES = 16_384
 def endpoints(settings: Settings) -> list[Endpoint]:
     eps = [*directory_api.ENDPOINTS, *invites_api.ENDPOINTS, *media_api.ENDPOINTS, *dev_api.ENDPOINTS]
     return [ep for ep in eps if settings.demo or not ep.demo_only]
+
+
+@web.middleware
+async def path_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An id outside the id alphabet names nothing: answer 404 before it reaches a query.
+
+    PostgreSQL refuses NUL and over-long values with errors, so checking here keeps every store
+    call to well-formed ids in one place instead of in each handler.
+    """
+    for name, value in request.match_info.items():
+        if name.endswith("_id") and not ID_PATTERN.fullmatch(value):
+            raise NotFound(f"{name.removesuffix('_id')} not found")
+    return await handler(request)
 
 
 @web.middleware
@@ -161,7 +176,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     """Build the application; `settings` must already be resolved (see Settings.resolved)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware, error_middleware],
+        middlewares=[metrics_middleware, error_middleware, path_id_middleware],
         # Above aiohttp's default 8190 bytes, so over-long bearer tokens and link paths reach the
         # handlers and get the API's JSON errors (401, 404), not the parser's plain-text 400.
         handler_args={"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES},

@@ -61,7 +61,8 @@ class JwtVerifier:
         except jwt.PyJWTError as e:
             raise Unauthorized("invalid_token", f"invalid bearer token: {e}") from None
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub or len(sub) > 64:
+        # Control characters (NUL above all) are in no user id, and PostgreSQL refuses NUL.
+        if not isinstance(sub, str) or not sub or len(sub) > 64 or not sub.isprintable():
             raise Unauthorized("invalid_token", "the token's subject is not a user id")
         scope = claims.get("scope", "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -18,11 +19,22 @@ from rooms.models import (
     Visibility,
 )
 
-Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-Text = Annotated[str, StringConstraints(max_length=300)]
+# Text is stored, so it fits its column and holds no NUL (PostgreSQL refuses both with an error).
+# One-line fields refuse every control character: they end up in SMS texts and mail headers.
+_NO_NUL = r"^[^\x00]*$"
+_ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}")
+Id = Annotated[str, StringConstraints(pattern=f"^{ID_PATTERN.pattern}$")]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=_ONE_LINE)
+]
+Reference = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True, pattern=_ONE_LINE)
+]
+Text = Annotated[str, StringConstraints(max_length=300, pattern=_NO_NUL)]
+ShortText = Annotated[str, StringConstraints(max_length=200, pattern=_ONE_LINE)]
 Phone = Annotated[str, StringConstraints(pattern=r"^(\+?[0-9 ()\-]{5,30})?$")]
-Email = Annotated[str, StringConstraints(pattern=r"^([^@\s]{1,64}@[^@\s]{1,255})?$")]
+Email = Annotated[str, StringConstraints(pattern=r"^([^@\s\x00]{1,64}@[^@\s\x00]{1,255})?$")]
 
 
 class In(BaseModel):
@@ -38,7 +50,7 @@ class Out(BaseModel):
 
 class PortalIn(In):
     name: Name
-    insurer_company: Text = ""
+    insurer_company: ShortText = ""
     language: Literal["en", "fi"] = "en"
     remote_video_enabled: bool = True
     invite_link_lifetime_hours: int = Field(72, ge=1, le=24 * 60)
@@ -49,8 +61,8 @@ class PortalIn(In):
 class UserIn(In):
     name: Name
     email: Email = ""
-    company: Text = ""
-    office: Text = ""
+    company: ShortText = ""
+    office: ShortText = ""
     phone: Phone = ""
 
 
@@ -76,7 +88,7 @@ class MemberIn(In):
 
 class CaseIn(In):
     portal_id: Id
-    reference: Name
+    reference: Reference
     title: Text = ""
     address: Text = ""
     contacts: list[ContactIn] = Field(default_factory=list, max_length=100)

@@ -14,7 +14,10 @@ CASE = Case(
     "case-1",
     "p1",
     "CLM-1",
-    contacts=(Contact("c1", "Paula", phone="+358401234567", email="p@example.com"), Contact("c2", "Pekka", phone="+3584000")),
+    contacts=(
+        Contact("c1", "Paula", phone="+358401234567", email="p@example.com"),
+        Contact("c2", "Pekka", phone="+3584000"),
+    ),
     tasks=(Task("t1", "Main inspection"),),
     members=(Member("u1", CaseRole.INSPECTOR, "t1"), Member("u2", CaseRole.VIEWER)),
 )

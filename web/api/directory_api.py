@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import TypeAdapter
 
 from rooms import directory
 from rooms.models import Case, Contact, Member, Portal, Task, User
 from web.api.endpoint import Endpoint, json_out, read_body, require_platform
 from web.keys import engine_key
-from web.schemas import CaseIn, Id, PortalIn, Stored, UserIn
-
-_id = TypeAdapter(Id)
-
-
-def _path_id(request: web.Request, name: str) -> str:
-    return _id.validate_python(request.match_info[name])
+from web.schemas import CaseIn, PortalIn, Stored, UserIn
 
 
 async def put_portal(request: web.Request) -> web.StreamResponse:
     require_platform(request)
-    portal_id = _path_id(request, "portal_id")
+    portal_id = request.match_info["portal_id"]
     body = await read_body(request, PortalIn)
     portal = Portal(
         id=portal_id,
@@ -39,7 +32,7 @@ async def put_portal(request: web.Request) -> web.StreamResponse:
 
 async def put_user(request: web.Request) -> web.StreamResponse:
     require_platform(request)
-    user_id = _path_id(request, "user_id")
+    user_id = request.match_info["user_id"]
     b = await read_body(request, UserIn)
     async with request.app[engine_key].begin() as conn:
         await directory.put_user(conn, User(user_id, b.name, b.email, b.company, b.office, b.phone))
@@ -48,7 +41,7 @@ async def put_user(request: web.Request) -> web.StreamResponse:
 
 async def put_case(request: web.Request) -> web.StreamResponse:
     require_platform(request)
-    case_id = _path_id(request, "case_id")
+    case_id = request.match_info["case_id"]
     b = await read_body(request, CaseIn)
     case = Case(
         id=case_id,
