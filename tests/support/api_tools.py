@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +16,7 @@ from rooms import invite_store, link_tokens, media_store
 from rooms import tables as t
 from rooms.delivery import queue
 from rooms.models import Filing, MediaItem, MediaKind, Visibility
-from tests.support.world import ACCESS, CASES, PORTALS, USERS, Api
+from tests.support.world import ACCESS, CASES, PORTALS, USERS, Api, Reply
 from web.keys import engine_key, object_store_key
 
 INVITE_TASK = "<the invite's task>"
@@ -25,37 +24,9 @@ JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4 + b"\xff\xd9"
 THUMB = b"\xff\xd8\xff\xe0thumbnail\xff\xd9"
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: Any  # parsed JSON, or the raw bytes of any other content type
-
-
-async def request(
-    api: Api,
-    method: str,
-    path: str,
-    *,
-    user: str | None = None,
-    token: str | None = None,
-    json: Any = None,
-    data: bytes | str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Reply:
+async def request(api: Api, method: str, path: str, **kw: Any) -> Reply:
     """Like Api.call, but the reply keeps its headers."""
-    h = dict(headers or {})
-    if user is not None:
-        token = api.token(user, scope="platform" if user == "platform" else "")
-    if token is not None:
-        h["Authorization"] = f"Bearer {token}"
-    if data is not None and "Content-Type" not in h:
-        h["Content-Type"] = "application/json"
-    async with api.client.request(method, path, json=json, data=data, headers=h) as resp:
-        body: Any = (
-            await resp.json() if resp.content_type == "application/json" else await resp.read()
-        )
-        return Reply(resp.status, dict(resp.headers), body)
+    return await api.request(method, path, **kw)
 
 
 def assert_error(status: int, body: Any, expected_status: int, code: str | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -69,6 +70,13 @@ ACCESS: dict[str, dict[str, str]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or the raw bytes of any other content type
+
+
 class Api:
     """A test client that knows the app's JWT secret, so it can speak as any user."""
 
@@ -79,7 +87,7 @@ class Api:
     def token(self, user_id: str, *, scope: str = "", ttl_s: int = 3600) -> str:
         return issue_hs256(self.settings.jwt_secret, user_id, scope=scope, ttl_s=ttl_s)
 
-    async def call(
+    async def request(
         self,
         method: str,
         path: str,
@@ -89,7 +97,8 @@ class Api:
         json: Any = None,
         data: bytes | str | None = None,
         headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any]:
+    ) -> Reply:
+        """Speak as `user` (a world user id, or "platform"), or with an explicit `token`."""
         h = dict(headers or {})
         if user is not None:
             token = self.token(user, scope="platform" if user == "platform" else "")
@@ -98,9 +107,12 @@ class Api:
         if data is not None and "Content-Type" not in h:
             h["Content-Type"] = "application/json"
         async with self.client.request(method, path, json=json, data=data, headers=h) as resp:
-            if resp.content_type == "application/json":
-                return resp.status, await resp.json()
-            return resp.status, await resp.read()
+            body: Any = await resp.json() if resp.content_type == "application/json" else await resp.read()
+            return Reply(resp.status, dict(resp.headers), body)
+
+    async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        reply = await self.request(method, path, **kw)
+        return reply.status, reply.body
 
     async def seed(self) -> None:
         for pid, body in PORTALS.items():

@@ -18,7 +18,6 @@ from rooms.models import Actor, Filing, InviteStatus, MediaItem, MediaKind, Visi
 from tests.support.api_tools import (
     JPEG,
     THUMB,
-    Reply,
     add_media,
     assert_error,
     case_state,
@@ -27,7 +26,7 @@ from tests.support.api_tools import (
     request,
     settle,
 )
-from tests.support.world import ACCESS, PORTALS, Api
+from tests.support.world import ACCESS, PORTALS, Api, Reply
 from web.keys import invites_key
 
 ROWS = [

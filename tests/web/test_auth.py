@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import MakeApi
-from tests.support.api_tools import Reply, assert_error, claimant_token, open_invite, request
-from tests.support.world import Api
+from tests.support.api_tools import assert_error, claimant_token, open_invite, request
+from tests.support.world import Api, Reply
 
 STAFF_PATH = "/api/v1/cases/case-std/invites"
 PORTAL = {"name": "Token test portal", "insurer_company": "Aurora Insurance"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from rooms import directory, event_log, invite_store
+from rooms.access import Access
 from rooms.invites import view_case
 from web.api.endpoint import Endpoint, json_out, read_body, staff_user
 from web.api.views import access_name, case_out, event_out, integrity, invite_out
@@ -35,7 +36,7 @@ async def list_invites(request: web.Request) -> web.StreamResponse:
         InviteList(
             case_id=view.case.id,
             access=access_name(view.access),
-            can_invite=bool(case_out(view).can_invite),
+            can_invite=view.access is Access.FULL,
             invites=[invite_out(i, view.access) for i in invites],
         )
     )
