@@ -77,6 +77,15 @@ async def list_for_invite(conn: AsyncConnection, invite_id: str) -> list[Event]:
     return [_event(r._mapping) for r in rows]
 
 
+async def latest_of_kind(conn: AsyncConnection, invite_id: str, kind: str, limit: int) -> list[Event]:
+    """The newest `limit` events of one kind, oldest first (e.g. chat history on rejoin)."""
+    ev = t.events
+    rows = await conn.execute(
+        ev.select().where(ev.c.invite_id == invite_id, ev.c.kind == kind).order_by(ev.c.seq.desc()).limit(limit)
+    )
+    return [_event(r._mapping) for r in reversed(rows.all())]
+
+
 async def list_for_case(conn: AsyncConnection, case_id: str) -> dict[str, list[Event]]:
     rows = await conn.execute(
         t.events.select()

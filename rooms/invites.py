@@ -12,8 +12,9 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from rooms import directory, event_chain, event_log, invite_store, link_tokens
+from rooms import changes, directory, event_chain, event_log, invite_store, link_tokens
 from rooms.access import Access, case_access
+from rooms.changes import Change, ChangeFeed
 from rooms.clock import Clock
 from rooms.delivery import queue
 from rooms.delivery.messages import OutgoingMessage, render
@@ -55,13 +56,18 @@ class InviteService:
         link_key: link_tokens.LinkKey,
         public_url: str,
         clock: Clock,
+        feed: ChangeFeed | None = None,
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self._engine = engine
         self._key = link_key
         self._public_url = public_url.rstrip("/")
         self._clock = clock
+        self._feed = feed or ChangeFeed()
         self._on_queued = on_queued
+
+    async def _publish(self, kind: str, invite: Invite, **data: object) -> None:
+        await self._feed.publish(Change(kind, invite.id, invite.case_id, dict(data)))
 
     def link(self, token: str) -> str:
         return f"{self._public_url}/join/{token}"
@@ -124,6 +130,7 @@ class InviteService:
             await queue.enqueue(conn, invite.id, "invite", now)
             invite = await invite_store.get(conn, invite.id)
         self._on_queued()
+        await self._publish(changes.CREATED, invite)
         return invite
 
     async def resend(self, invite_id: str, actor: User) -> Invite:
@@ -133,6 +140,7 @@ class InviteService:
             require_full(view)
             expired = await self._expire_if_due(conn, invite)
         if expired:
+            await self._publish(changes.CLOSED, invite, reason="expired")
             raise InvalidTransition("the invite has expired and is closed; it cannot be re-sent")
         async with self._engine.begin() as conn:
             # A re-sent link is valid for a full lifetime again: the claimant was just asked to use it.
@@ -144,13 +152,16 @@ class InviteService:
             )
             await queue.enqueue(conn, invite_id, "resend", now)
         self._on_queued()
+        await self._publish(changes.RESENT, invite)
         return invite
 
     async def close(self, invite_id: str, actor: User) -> Invite:
         async with self._engine.begin() as conn:
             view, _ = await self.view_invite(conn, invite_id, actor.id)
             require_full(view)
-            return await self._close(conn, invite_id, Actor.of_user(actor), "closed")
+            invite = await self._close(conn, invite_id, Actor.of_user(actor), "closed")
+        await self._publish(changes.CLOSED, invite, reason="closed")
+        return invite
 
     async def _close(self, conn: AsyncConnection, invite_id: str, actor: Actor, reason: str) -> Invite:
         now = self._clock()
@@ -175,8 +186,9 @@ class InviteService:
                 invite = await invite_store.get(conn, invite_id)
                 if invite.status is InviteStatus.CLOSED or invite.expires_at > self._clock():
                     continue  # closed or re-sent meanwhile
-                await self._close(conn, invite_id, Actor.system(), "expired")
-                closed.append(invite_id)
+                invite = await self._close(conn, invite_id, Actor.system(), "expired")
+            closed.append(invite_id)
+            await self._publish(changes.CLOSED, invite, reason="expired")
         return closed
 
     async def list_for_case(self, case_id: str, user_id: str) -> tuple[CaseView, list[Invite]]:
@@ -197,7 +209,21 @@ class InviteService:
                 raise LinkUnusable("the invite is closed")
             expired = await self._expire_if_due(conn, invite)
         if expired:
+            await self._publish(changes.CLOSED, invite, reason="expired")
             raise LinkUnusable("the invite has expired")
+        return invite
+
+    async def open_link(self, token: str) -> Invite:
+        """The claimant opened his link: log it (once a minute at most, reloads are common) and tell staff."""
+        invite = await self.resolve_link(token)
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            recent = await event_log.latest_of_kind(conn, invite.id, "link_opened", 1)
+            if recent and now - recent[0].at < timedelta(seconds=60):
+                return invite
+            actor = Actor("claimant", invite.contact_id, invite.contact_name)
+            await event_log.append(conn, invite.id, "link_opened", actor, now)
+        await self._publish(changes.LINK_OPENED, invite, contact_name=invite.contact_name)
         return invite
 
     async def transition(self, invite_id: str, target: InviteStatus, actor: Actor, kind: str) -> Invite:
@@ -206,12 +232,13 @@ class InviteService:
         async with self._engine.begin() as conn:
             invite = await invite_store.set_status(conn, invite_id, target, now=now)
             await event_log.append(conn, invite_id, kind, actor, now, {"status": str(target)})
-            return invite
+        await self._publish(changes.STATUS, invite, status=str(target))
+        return invite
 
-    async def render_message(self, conn: AsyncConnection, invite_id: str) -> tuple[InviteStatus, OutgoingMessage]:
+    async def render_message(self, conn: AsyncConnection, invite_id: str) -> tuple[Invite, OutgoingMessage]:
         """What the delivery worker sends: the token is derived again, never read from storage."""
         invite = await invite_store.get(conn, invite_id)
         case = await directory.get_case(conn, invite.case_id)
         portal = await directory.get_portal(conn, case.portal_id)
         token = self._key.token_for(invite.id, await invite_store.token_salt(conn, invite.id))
-        return invite.status, render(invite, case, portal, self.link(token))
+        return invite, render(invite, case, portal, self.link(token))

@@ -40,7 +40,24 @@ async def _initial(conn: AsyncConnection) -> None:
     await conn.run_sync(tables.metadata.create_all)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+def _columns(sync_conn: sa.Connection, table: str) -> set[str]:
+    return {c["name"] for c in sa.inspect(sync_conn).get_columns(table)}
+
+
+async def _calls(conn: AsyncConnection) -> None:
+    # Migrations after the first are idempotent: a fresh database gets the whole current schema
+    # from the first one, an older database gets only what it lacks.
+    if "call_started_at" not in await conn.run_sync(_columns, "invites"):
+        await conn.execute(sa.text("ALTER TABLE invites ADD COLUMN call_started_at TIMESTAMP WITH TIME ZONE"))
+    await conn.run_sync(
+        lambda c: tables.metadata.create_all(c, tables=[tables.call_participants, tables.call_requests])
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial),
+    Migration(2, "call participants, requests and call start", _calls),
+)
 
 
 async def applied_versions(conn: AsyncConnection) -> set[int]:

@@ -127,6 +127,8 @@ invites = sa.Table(
     # Head of the hash chain; updating it serialises appends to one invite's log.
     sa.Column("event_seq", sa.Integer, nullable=False, server_default="0"),
     sa.Column("event_head", sa.String(64), nullable=False),
+    # When the current call began (first claimant in); cleared when it ends. Added in migration 2.
+    sa.Column("call_started_at", UtcDateTime, nullable=True),
     sa.Index("ix_invites_open_expiry", "status", "expires_at"),
 )
 
@@ -198,4 +200,33 @@ outbox = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("link", sa.String(500), nullable=False),
     sa.Column("sent_at", UtcDateTime, nullable=False),
+)
+
+# Who is in which call, shared by every node (Socket.IO sids are unique across nodes).
+call_participants = sa.Table(
+    "call_participants",
+    metadata,
+    sa.Column("sid", sa.String(64), primary_key=True),
+    sa.Column("invite_id", ID, sa.ForeignKey("invites.id"), nullable=False, index=True),
+    sa.Column("node_id", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # claimant | inspector
+    sa.Column("user_id", ID, nullable=False, server_default=""),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("muted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("facing", sa.String(16), nullable=False, server_default=""),
+    sa.Column("joined_at", UtcDateTime, nullable=False),
+)
+
+# Requests to the claimant awaiting an answer (camera switch); conditional updates settle races.
+call_requests = sa.Table(
+    "call_requests",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("invite_id", ID, sa.ForeignKey("invites.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("asker_sid", sa.String(64), nullable=False),
+    sa.Column("asker_name", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | accepted | declined | expired
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
 )

@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from importlib.metadata import version
 from pathlib import Path
 
-import aiohttp
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recorder.object_store import LocalObjectStore
 from rooms import link_tokens
+from rooms.calls import CallService
+from rooms.changes import ChangeFeed
 from rooms.clock import Clock, utc_now
 from rooms.database import open_engine
 from rooms.delivery.channels import (
@@ -31,16 +34,20 @@ from rooms.errors import NotFound
 from rooms.invites import InviteService
 from rooms.migrations import migrate
 from rooms.models import Method
+from rooms.staff_auth import JwtVerifier
+from signalling.hub import Hub, HubConfig
+from signalling.media_port import MediaPort, NoMediaPlane
 from web import demo, pages
 from web.api import dev_api, directory_api, health_api, invites_api, media_api, openapi
 from web.api.endpoint import Endpoint
-from web.auth import JwtVerifier
 from web.errors import Handler, error_middleware
 from web.keys import (
+    calls_key,
     clock_key,
     delivery_key,
     engine_key,
-    http_client_key,
+    feed_key,
+    hub_key,
     invites_key,
     metrics_key,
     object_store_key,
@@ -95,8 +102,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    engine = open_engine(app[settings_key].database_url)
-    app[engine_key] = engine
+    engine = app[engine_key]
     await migrate(engine)
     if app[settings_key].demo:
         await demo.seed(engine)
@@ -104,27 +110,21 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
-async def _http_client(app: web.Application) -> AsyncIterator[None]:
-    async with aiohttp.ClientSession() as session:
-        app[http_client_key] = session
-        yield
-
-
-def _channels(app: web.Application) -> Channels:
-    s = app[settings_key]
-    outbox = OutboxChannel(app[engine_key])
+def _channels(s: Settings, engine: AsyncEngine) -> tuple[Channels, list[SmsGatewayChannel]]:
+    outbox = OutboxChannel(engine)
     email: Channel = outbox
     sms: Channel = outbox
+    owned: list[SmsGatewayChannel] = []
     if s.email_delivery == "smtp":
         email = SmtpChannel(
             SmtpConfig(s.smtp_host, s.smtp_port, s.smtp_sender, s.smtp_username, s.smtp_password,
                        s.smtp_starttls, s.smtp_tls)
         )
     if s.sms_delivery == "gateway":
-        sms = SmsGatewayChannel(
-            SmsGatewayConfig(s.sms_gateway_url, s.sms_gateway_token, s.sms_sender), app[http_client_key]
-        )
-    return Channels({Method.EMAIL: email, Method.SMS: sms})
+        gateway = SmsGatewayChannel(SmsGatewayConfig(s.sms_gateway_url, s.sms_gateway_token, s.sms_sender))
+        owned.append(gateway)
+        sms = gateway
+    return Channels({Method.EMAIL: email, Method.SMS: sms}), owned
 
 
 async def _sweep_expired(service: InviteService, every_s: float) -> None:
@@ -138,42 +138,35 @@ async def _sweep_expired(service: InviteService, every_s: float) -> None:
         await asyncio.sleep(every_s)
 
 
-async def _invites(app: web.Application) -> AsyncIterator[None]:
-    s = app[settings_key]
-    worker_ref: list[DeliveryWorker] = []
-    service = InviteService(
-        app[engine_key],
-        link_tokens.LinkKey(s.link_secret),
-        s.public_url,
-        app[clock_key],
-        on_queued=lambda: worker_ref[0].wake() if worker_ref else None,
-    )
-    deliveries = app[metrics_key].deliveries
-    worker = DeliveryWorker(
-        app[engine_key],
-        _channels(app),
-        service.render_message,
-        app[clock_key],
-        RetryPolicy(max_attempts=s.delivery_max_attempts, first_delay_s=s.delivery_first_retry_s),
-        on_outcome=lambda outcome: deliveries.labels(outcome).inc(),
-    )
-    worker_ref.append(worker)
-    app[invites_key] = service
-    app[delivery_key] = worker
-    tasks = [
-        asyncio.create_task(worker.run(), name="delivery-worker"),
-        asyncio.create_task(_sweep_expired(service, s.expiry_sweep_s), name="expiry-sweeper"),
-    ]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def _background(gateways: list[SmsGatewayChannel]) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        tasks = [
+            asyncio.create_task(app[delivery_key].run(), name="delivery-worker"),
+            asyncio.create_task(
+                _sweep_expired(app[invites_key], app[settings_key].expiry_sweep_s), name="expiry-sweeper"
+            ),
+        ]
+        await app[hub_key].start()
+        yield
+        # The hub first: disconnecting its clients still writes their leaving to the database.
+        await app[hub_key].stop()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for gateway in gateways:
+            await gateway.close()
+
+    return ctx
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application:
-    """Build the application; `settings` must already be resolved (see Settings.resolved)."""
+def create_app(settings: Settings, *, clock: Clock = utc_now, media: MediaPort | None = None) -> web.Application:
+    """Build the application; `settings` must already be resolved (see Settings.resolved).
+
+    Every long-lived object is made here; the SQL engine connects lazily, so nothing does I/O
+    before the cleanup contexts run at start-up.
+    """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[metrics_middleware, error_middleware, path_id_middleware],
@@ -181,14 +174,48 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         # handlers and get the API's JSON errors (401, 404), not the parser's plain-text 400.
         handler_args={"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES},
     )
-    app[settings_key] = settings
-    app[clock_key] = clock
-    app[metrics_key] = Metrics()
-    app[verifier_key] = JwtVerifier.for_settings(
+    engine = open_engine(settings.database_url)
+    metrics = Metrics()
+    verifier = JwtVerifier.for_settings(
         settings.jwt_secret, settings.jwt_public_key, settings.jwt_audience, settings.jwt_issuer
     )
+    feed = ChangeFeed()
+    worker_ref: list[DeliveryWorker] = []
+    invites = InviteService(
+        engine,
+        link_tokens.LinkKey(settings.link_secret),
+        settings.public_url,
+        clock,
+        feed,
+        on_queued=lambda: worker_ref[0].wake() if worker_ref else None,
+    )
+    channels, gateways = _channels(settings, engine)
+    worker = DeliveryWorker(
+        engine,
+        channels,
+        invites.render_message,
+        clock,
+        RetryPolicy(max_attempts=settings.delivery_max_attempts, first_delay_s=settings.delivery_first_retry_s),
+        feed=feed,
+        on_outcome=lambda outcome: metrics.deliveries.labels(outcome).inc(),
+    )
+    worker_ref.append(worker)
+    calls = CallService(engine, clock, uuid.uuid4().hex, feed)
+    hub = Hub(HubConfig(redis_url=settings.redis_url), engine, invites, calls, verifier, media or NoMediaPlane(), feed)
+
+    app[settings_key] = settings
+    app[clock_key] = clock
+    app[metrics_key] = metrics
+    app[verifier_key] = verifier
+    app[engine_key] = engine
     app[object_store_key] = LocalObjectStore(Path(settings.storage_dir))
-    app.cleanup_ctx.extend([_database, _http_client, _invites])
+    app[feed_key] = feed
+    app[invites_key] = invites
+    app[delivery_key] = worker
+    app[calls_key] = calls
+    app[hub_key] = hub
+    app.cleanup_ctx.extend([_database, _background(gateways)])
+    hub.attach(app)
 
     eps = endpoints(settings)
     for ep in eps:

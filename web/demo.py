@@ -20,7 +20,7 @@ from rooms.models import (
     TaskKind,
     User,
 )
-from web.auth import PLATFORM_SCOPE, issue_hs256
+from rooms.staff_auth import PLATFORM_SCOPE, issue_hs256
 
 DEMO_TOKEN_TTL_S = 30 * 24 * 3600
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from recorder.object_store import BadKey, ObjectMissing
 from rooms import errors as domain
-from web.auth import Unauthorized
+from rooms.staff_auth import Unauthorized
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recorder.object_store import ObjectStore
+from rooms.calls import CallService
+from rooms.changes import ChangeFeed
 from rooms.clock import Clock
 from rooms.delivery.worker import DeliveryWorker
 from rooms.invites import InviteService
-from web.auth import JwtVerifier
+from rooms.staff_auth import JwtVerifier
+from signalling.hub import Hub
 from web.metrics import Metrics
 from web.settings import Settings
 
 settings_key = web.AppKey("settings", Settings)
 clock_key: web.AppKey[Clock] = web.AppKey("clock")
 engine_key = web.AppKey("engine", AsyncEngine)
-http_client_key = web.AppKey("http_client", aiohttp.ClientSession)
 object_store_key = web.AppKey("object_store", ObjectStore)
 invites_key = web.AppKey("invites", InviteService)
 delivery_key = web.AppKey("delivery", DeliveryWorker)
 verifier_key = web.AppKey("verifier", JwtVerifier)
 metrics_key = web.AppKey("metrics", Metrics)
+feed_key = web.AppKey("feed", ChangeFeed)
+calls_key = web.AppKey("calls", CallService)
+hub_key = web.AppKey("hub", Hub)

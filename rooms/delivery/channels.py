@@ -94,12 +94,20 @@ class SmsGatewayConfig:
 
 
 class SmsGatewayChannel:
-    def __init__(self, config: SmsGatewayConfig, session: aiohttp.ClientSession) -> None:
+    def __init__(self, config: SmsGatewayConfig, session: aiohttp.ClientSession | None = None) -> None:
         self._config = config
         self._session = session
+        self._owns_session = session is None
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def send(self, message: OutgoingMessage) -> None:
         c = self._config
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
         headers = {"Authorization": f"Bearer {c.token}"} if c.token else {}
         payload = {"to": message.recipient, "from": c.sender, "text": message.body}
         try:

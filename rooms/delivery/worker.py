@@ -12,16 +12,17 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rooms import event_log
+from rooms.changes import DELIVERY, Change, ChangeFeed
 from rooms.clock import Clock
 from rooms.delivery import queue
 from rooms.delivery.channels import Channel
 from rooms.delivery.messages import OutgoingMessage
 from rooms.errors import DeliveryError
-from rooms.models import Actor, InviteStatus
+from rooms.models import Actor, Invite, InviteStatus
 
 log = logging.getLogger(__name__)
 
-Renderer = Callable[[AsyncConnection, str], Awaitable[tuple[InviteStatus, OutgoingMessage]]]
+Renderer = Callable[[AsyncConnection, str], Awaitable[tuple[Invite, OutgoingMessage]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +46,10 @@ class DeliveryWorker:
         render: Renderer,
         clock: Clock,
         policy: RetryPolicy,
+        feed: ChangeFeed | None = None,
         on_outcome: Callable[[str], None] = lambda _outcome: None,
     ) -> None:
+        self._feed = feed or ChangeFeed()
         self._engine = engine
         self._channel = channel
         self._render = render
@@ -91,8 +94,8 @@ class DeliveryWorker:
 
     async def _attempt(self, d: queue.Delivery) -> None:
         async with self._engine.connect() as conn:
-            invite_status, message = await self._render(conn, d.invite_id)
-        if invite_status is InviteStatus.CLOSED:
+            invite, message = await self._render(conn, d.invite_id)
+        if invite.status is InviteStatus.CLOSED:
             async with self._engine.begin() as conn:
                 await queue.finish(conn, d.id, queue.CANCELLED, "invite closed before delivery")
             self._on_outcome("cancelled")
@@ -101,12 +104,14 @@ class DeliveryWorker:
             await self._channel.send(message)
         except DeliveryError as e:
             await self._failed(d, message, e.message)
+            await self._feed.publish(Change(DELIVERY, invite.id, invite.case_id, {"outcome": "failed"}))
             return
         except Exception as e:
             # A channel bug must still end in a logged, retried, finally failed delivery;
             # escaping here would strand the row in `sending` and retry it forever.
             log.exception("delivery %d: unexpected channel error", d.id)
             await self._failed(d, message, f"internal error: {type(e).__name__}")
+            await self._feed.publish(Change(DELIVERY, invite.id, invite.case_id, {"outcome": "failed"}))
             return
         async with self._engine.begin() as conn:
             await queue.finish(conn, d.id, queue.SENT)
@@ -119,6 +124,7 @@ class DeliveryWorker:
                 {"method": str(message.method), "to": message.recipient, "purpose": d.purpose, "attempt": d.attempts},
             )
         self._on_outcome("sent")
+        await self._feed.publish(Change(DELIVERY, invite.id, invite.case_id, {"outcome": "sent"}))
 
     async def _failed(self, d: queue.Delivery, message: OutgoingMessage, error: str) -> None:
         now = self._clock()

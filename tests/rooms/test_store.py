@@ -292,3 +292,17 @@ async def test_media_moves_between_main_and_extra(service: InviteService, engine
     with pytest.raises(Unprocessable):
         async with engine.begin() as conn:
             await media_store.update(conn, moved, filing=Filing.CASE_DOCUMENTS)
+
+
+async def test_database_of_version_1_is_upgraded(engine: AsyncEngine) -> None:
+    # Rebuild what a version-1 database looked like, then migrate it forward.
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: tables.call_requests.drop(c))
+        await conn.run_sync(lambda c: tables.call_participants.drop(c))
+        await conn.execute(sa.text("ALTER TABLE invites DROP COLUMN call_started_at"))
+        await conn.execute(sa.text("DELETE FROM schema_migrations WHERE version > 1"))
+    assert await migrate(engine) == [2]
+    async with engine.connect() as conn:
+        columns = await conn.run_sync(lambda c: {col["name"] for col in sa.inspect(c).get_columns("invites")})
+        names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+    assert "call_started_at" in columns and {"call_participants", "call_requests"} <= names

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from web.auth import issue_hs256
+from rooms.staff_auth import issue_hs256
 from web.settings import Settings
 
 PORTALS: dict[str, dict[str, Any]] = {

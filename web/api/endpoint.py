@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from rooms import directory
 from rooms.models import User
-from web.auth import Principal, bearer
+from rooms.staff_auth import Principal
+from web.auth import bearer
 from web.errors import ApiError, Handler
 from web.keys import engine_key, verifier_key
 

@@ -112,7 +112,7 @@ async def case_events(request: web.Request) -> web.StreamResponse:
 
 async def link_info(request: web.Request) -> web.StreamResponse:
     """What the claimant's page shows before joining; the token is the only credential."""
-    invite = await request.app[invites_key].resolve_link(request.match_info["token"])
+    invite = await request.app[invites_key].open_link(request.match_info["token"])
     async with request.app[engine_key].connect() as conn:
         case = await directory.get_case(conn, invite.case_id)
         portal = await directory.get_portal(conn, case.portal_id)

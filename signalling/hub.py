@@ -1,0 +1,126 @@
+"""The Socket.IO hub: the server, its two namespaces, and live fan-out of invite changes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rooms import changes, invite_store
+from rooms.access import Access, invite_actions
+from rooms.calls import CallService
+from rooms.changes import Change, ChangeFeed
+from rooms.invites import InviteService
+from rooms.models import Invite
+from rooms.staff_auth import JwtVerifier
+from signalling import events as ev
+from signalling.call_namespace import CallLimits, CallNamespace
+from signalling.call_namespace import room_of as call_room
+from signalling.media_port import MediaPort
+from signalling.redis_health import WatchedRedisManager
+from signalling.staff_namespace import StaffNamespace
+from signalling.staff_namespace import room_of as staff_room
+from signalling.tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    redis_url: str = ""
+    limits: CallLimits = field(default_factory=CallLimits)
+    health_interval_s: float = 5.0
+
+
+def invite_update(invite: Invite, access: Access, change: str) -> dict[str, Any]:
+    return {
+        "invite_id": invite.id,
+        "case_id": invite.case_id,
+        "status": str(invite.status),
+        "pictures": invite.pictures,
+        "videos": invite.videos,
+        "resend_count": invite.resend_count,
+        "closed_reason": invite.closed_reason,
+        "change": change,
+        "actions": invite_actions(access, invite),
+    }
+
+
+class Hub:
+    def __init__(
+        self,
+        config: HubConfig,
+        engine: AsyncEngine,
+        invites: InviteService,
+        calls: CallService,
+        verifier: JwtVerifier,
+        media: MediaPort,
+        feed: ChangeFeed,
+    ) -> None:
+        self._config = config
+        self._engine = engine
+        self.tasks = TaskSet()
+        self.manager = WatchedRedisManager(config.redis_url) if config.redis_url else None
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            client_manager=self.manager,
+            max_http_buffer_size=MAX_MESSAGE_BYTES,
+            logger=logging.getLogger("signalling.socketio"),
+            engineio_logger=False,
+        )
+        self.call = CallNamespace(engine, invites, calls, verifier, media, config.limits, self.tasks)
+        self.staff = StaffNamespace(engine, verifier)
+        self.sio.register_namespace(self.call)
+        self.sio.register_namespace(self.staff)
+        feed.subscribe(self.on_change)
+
+    def attach(self, app: web.Application) -> None:
+        self.sio.attach(app)
+
+    @property
+    def healthy(self) -> bool:
+        return self.manager is None or self.manager.healthy
+
+    async def start(self) -> None:
+        if self.manager is not None:
+            self.tasks.spawn(self.manager.watch(self._config.health_interval_s), name="redis-manager-watch")
+
+    async def stop(self) -> None:
+        await self.tasks.close()
+        await self.sio.shutdown()
+
+    async def on_change(self, change: Change) -> None:
+        if change.kind == changes.CLOSED:
+            # The link stops working at once, and everyone still in the call is let go.
+            await self.call.end_call(change.invite_id, {"role": "system", "name": ""}, str(change.data.get("reason")))
+        if change.kind == changes.MEDIA_ADDED:
+            media = change.data.get("media", {})
+            await self.sio.emit(ev.CAPTURE, {"media": media}, room=call_room(change.invite_id),
+                                namespace=ev.CALL_NAMESPACE)
+        async with self._engine.connect() as conn:
+            invite = await invite_store.get(conn, change.invite_id)
+        for access in (Access.FULL, Access.READ):
+            room = staff_room(change.case_id, access)
+            await self.sio.emit(ev.INVITE_UPDATED, invite_update(invite, access, change.kind), room=room,
+                                namespace=ev.STAFF_NAMESPACE)
+            if change.kind == changes.LINK_OPENED:
+                await self.sio.emit(
+                    ev.LINK_OPENED,
+                    {"invite_id": invite.id, "name": invite.contact_name},
+                    room=room,
+                    namespace=ev.STAFF_NAMESPACE,
+                )
+            if change.kind == changes.MEDIA_ADDED:
+                media = change.data.get("media", {})
+                await self.sio.emit(
+                    ev.MEDIA_ADDED,
+                    {"invite_id": invite.id, "media_id": media.get("id"), "kind": media.get("kind")},
+                    room=room,
+                    namespace=ev.STAFF_NAMESPACE,
+                )

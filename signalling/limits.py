@@ -1,0 +1,40 @@
+"""Rate limits per socket: a token bucket for bursts, and a minimum interval for cursor moves."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class TokenBucket:
+    def __init__(self, rate_per_s: float, burst: float, now: Callable[[], float] = time.monotonic) -> None:
+        self._rate = rate_per_s
+        self._burst = burst
+        self._now = now
+        self._tokens = burst
+        self._at = now()
+
+    def take(self) -> bool:
+        t = self._now()
+        self._tokens = min(self._burst, self._tokens + (t - self._at) * self._rate)
+        self._at = t
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class MinInterval:
+    """Lets one event through per interval and drops the rest (never queues them)."""
+
+    def __init__(self, interval_s: float, now: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval_s
+        self._now = now
+        self._last = float("-inf")
+
+    def allow(self) -> bool:
+        t = self._now()
+        if t - self._last >= self._interval:
+            self._last = t
+            return True
+        return False
