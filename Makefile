@@ -5,12 +5,18 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup system-packages demo serve test lint check clean
 
-setup: $(STAMP)
+NODE_STAMP := web/node_modules/.package-lock.json
+
+setup: $(STAMP) $(NODE_STAMP)
 
 $(STAMP): pyproject.toml
 	scripts/make-venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
+
+$(NODE_STAMP): web/package.json web/package-lock.json
+	scripts/ensure-system-packages node
+	cd web && npm ci --no-audit --no-fund --silent
 
 system-packages:
 	scripts/ensure-system-packages

@@ -350,7 +350,8 @@ class CallNamespace(socketio.AsyncNamespace):
         p = self._joined(sock)
         Empty.model_validate(data)
         await self._calls.log(p, "end_call", {"role": p.role})
-        await self.end_call(p.invite_id, {"role": p.role, "name": p.name}, "ended")
+        # After this handler returns, so the ender's acknowledgement goes out before his socket closes.
+        self._tasks.spawn(self.end_call(p.invite_id, {"role": p.role, "name": p.name}, "ended"), name="end-call")
         return ok()
 
     async def end_call(self, invite_id: str, by: dict[str, Any], reason: str) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from rooms.clock import Clock, utc_now
 from rooms.database import open_engine
 from rooms.migrations import migrate
+from signalling.media_port import MediaPort
 from tests.support.ports import free_port
 from tests.support.postgres import create_database, postgres_server
 from tests.support.sms_gateway import GatewayState, start_gateway
@@ -64,9 +65,12 @@ async def make_api(tmp_path: Path) -> AsyncIterator[MakeApi]:
     """Start the real app on a free port; `seed=True` puts the test world in through the platform API."""
     clients: list[TestClient[Any, Any]] = []
 
-    async def start(*, seed: bool = True, clock: Clock = utc_now, **overrides: Any) -> Api:
+    async def start(
+        *, seed: bool = True, clock: Clock = utc_now, media: MediaPort | None = None, **overrides: Any
+    ) -> Api:
         settings = test_settings(tmp_path / f"app{len(clients)}", **overrides)
-        client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings, clock=clock), host="127.0.0.1"))
+        app = create_app(settings, clock=clock, media=media)
+        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)
         api = Api(client, settings)

@@ -35,6 +35,7 @@ from rooms.invites import InviteService
 from rooms.migrations import migrate
 from rooms.models import Method
 from rooms.staff_auth import JwtVerifier
+from signalling.call_namespace import CallLimits
 from signalling.hub import Hub, HubConfig
 from signalling.media_port import MediaPort, NoMediaPlane
 from web import demo, pages
@@ -201,7 +202,12 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, media: MediaPort |
     )
     worker_ref.append(worker)
     calls = CallService(engine, clock, uuid.uuid4().hex, feed)
-    hub = Hub(HubConfig(redis_url=settings.redis_url), engine, invites, calls, verifier, media or NoMediaPlane(), feed)
+    hub_config = HubConfig(
+        redis_url=settings.redis_url,
+        limits=CallLimits(camera_switch_ttl_s=settings.camera_switch_timeout_s),
+        health_interval_s=settings.redis_health_interval_s,
+    )
+    hub = Hub(hub_config, engine, invites, calls, verifier, media or NoMediaPlane(), feed)
 
     app[settings_key] = settings
     app[clock_key] = clock

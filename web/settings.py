@@ -67,6 +67,12 @@ class Settings:
         "Delay before the first retry; each next one is 3x longer (at most 15 min).", default=5.0
     )
     expiry_sweep_s: float = _doc("How often expired invites are closed.", default=60.0)
+    camera_switch_timeout_s: float = _doc(
+        "How long the claimant has to answer a camera-switch request before it expires.", default=30.0
+    )
+    redis_health_interval_s: float = _doc(
+        "How often the Socket.IO Redis listener is probed end to end (and restarted when dead).", default=5.0
+    )
     max_body_bytes: int = _doc("Largest accepted request body.", default=1_048_576)
     demo: bool = _doc("Demo mode: seeds demo data, enables /dev/* pages and APIs.", default=False)
     log_level: str = _doc("Python logging level.", default="INFO")
