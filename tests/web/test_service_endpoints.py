@@ -40,7 +40,7 @@ async def test_every_schema_reference_resolves(api: Api) -> None:
 
 async def test_ready_checks_database_and_storage(api: Api) -> None:
     status, body = await api.call("GET", "/readyz")
-    assert (status, body["checks"]) == (200, {"database": True, "object_store": True})
+    assert (status, body["checks"]) == (200, {"database": True, "object_store": True, "signalling": True})
 
 
 async def test_metrics_count_requests_by_route(api: Api) -> None:
