@@ -94,6 +94,8 @@ class Hub:
     async def stop(self) -> None:
         await self.tasks.close()
         await self.sio.shutdown()
+        if self.manager is not None:
+            await self.manager.close()  # the Redis listener task and connections are not stopped by shutdown()
 
     async def on_change(self, change: Change) -> None:
         if change.kind == changes.CLOSED:

@@ -25,13 +25,32 @@ _PROBE_MARK = PROBE_METHOD.encode()
 
 class WatchedRedisManager(socketio.AsyncRedisManager):
     thread: asyncio.Task[None] | None  # the listener task, set by the base class's initialize()
+    redis: Any  # the base class's current client and its pub/sub, replaced on every reconnect
+    pubsub: Any
 
     def __init__(self, url: str, channel: str = "claimcam") -> None:
         super().__init__(url, channel=channel)
+        # python-socketio calls initialize(), which starts the listener, only when the first client
+        # connects; until then there is no listener to watch.
+        self.thread = None
         self._probe_token = ""
         self._probe_heard = asyncio.Event()
+        self._replaced: list[Any] = []  # clients the base class replaced on a reconnect, still open
+        self._closed = False
         self.healthy = True
         self.restarts = 0
+
+    def _redis_connect(self) -> None:
+        # The base class makes a new client on every (re)connect and drops the old one unclosed;
+        # remember it, so restarting or closing can close it.
+        if self.redis is not None:
+            self._replaced.append(self.redis)
+        super()._redis_connect()
+
+    async def _publish(self, data: Any) -> Any:
+        if self._closed:
+            return None  # shut down: publishing now would only open a connection nobody closes
+        return await super()._publish(data)
 
     async def _listen(self) -> AsyncIterator[Any]:
         async for message in super()._listen():
@@ -60,19 +79,39 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
         return True
 
     async def restart_listener(self) -> None:
+        await self._stop_listener()
+        self.restarts += 1
+        self.thread = self.server.start_background_task(self._thread)
+
+    async def close(self) -> None:
+        """Stop the listener and close every Redis connection; nothing is published afterwards."""
+        self._closed = True
+        await self._stop_listener()
+
+    async def _stop_listener(self) -> None:
         thread = self.thread
         if thread is not None and not thread.done():
             thread.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await thread
-        self.restarts += 1
-        self.thread = self.server.start_background_task(self._thread)
+        # The current client too: the stopped listener's subscription lives on one of these, and
+        # the publisher simply reconnects on its next message.
+        clients = [*self._replaced, self.redis]
+        self._replaced = []
+        self.redis = self.pubsub = None
+        self.connected = False
+        for client in clients:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
 
     async def watch(self, interval_s: float = 5.0, timeout_s: float = 3.0) -> None:
         while True:
             await asyncio.sleep(interval_s)
             thread = self.thread
-            if thread is None or thread.done():
+            if thread is None:
+                continue  # not started yet: no client has connected to this node so far
+            if thread.done():
                 problem = "the Socket.IO Redis listener has stopped"
             elif not await self.probe(timeout_s):
                 problem = "the Socket.IO Redis listener did not hear its own probe"
