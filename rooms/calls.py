@@ -159,6 +159,45 @@ class CallService:
             await self._feed.publish(Change(STATUS, invite.id, invite.case_id, {"status": str(invite.status)}))
         return p, invite, present
 
+    async def heartbeat(self) -> None:
+        """Say this node is alive."""
+        now = self._clock()
+        n = t.nodes
+        async with self._engine.begin() as conn:
+            res = await conn.execute(n.update().where(n.c.id == self._node_id).values(seen_at=now))
+            if res.rowcount == 0:
+                await conn.execute(n.insert().values(id=self._node_id, started_at=now, seen_at=now))
+
+    async def remove_dead_nodes(self, silent_s: float) -> list[tuple[Participant, Invite, list[Participant]]]:
+        """Let go of the participants of nodes silent for `silent_s`, as if each had left."""
+        n, p = t.nodes, t.call_participants
+        cutoff = self._clock() - timedelta(seconds=silent_s)
+        async with self._engine.connect() as conn:
+            dead = [r[0] for r in await conn.execute(sa.select(n.c.id).where(n.c.seen_at < cutoff))]
+            # Rows of a node that never got to its first heartbeat count as dead too.
+            orphans = await conn.execute(
+                sa.select(p.c.sid).where(
+                    p.c.node_id != self._node_id, p.c.joined_at < cutoff, p.c.node_id.not_in(sa.select(n.c.id))
+                )
+            )
+            sids = [r[0] for r in orphans]
+            if dead:
+                sids += [r[0] for r in await conn.execute(sa.select(p.c.sid).where(p.c.node_id.in_(dead)))]
+        removed = []
+        for sid in sids:
+            left = await self.leave(sid, "node_lost")
+            if left is not None:
+                removed.append(left)
+        if dead:
+            async with self._engine.begin() as conn:
+                await conn.execute(n.delete().where(n.c.id.in_(dead), n.c.seen_at < cutoff))
+        return removed
+
+    async def forget_node(self) -> None:
+        """At a clean shutdown, after this node's sockets have left."""
+        async with self._engine.begin() as conn:
+            await conn.execute(t.nodes.delete().where(t.nodes.c.id == self._node_id))
+
     async def participants(self, invite_id: str) -> list[Participant]:
         async with self._engine.connect() as conn:
             return await participants_of(conn, invite_id)

@@ -54,9 +54,14 @@ async def _calls(conn: AsyncConnection) -> None:
     )
 
 
+async def _nodes(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda c: tables.metadata.create_all(c, tables=[tables.nodes]))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "call participants, requests and call start", _calls),
+    Migration(3, "node liveness", _nodes),
 )
 
 

@@ -230,3 +230,12 @@ call_requests = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False),
 )
+
+# Nodes that hold calls; a node silent for too long is presumed dead and its participants removed.
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("seen_at", UtcDateTime, nullable=False),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from rooms.invites import InviteService
 from rooms.models import Invite
 from rooms.staff_auth import JwtVerifier
 from signalling import events as ev
-from signalling.call_namespace import CallLimits, CallNamespace
+from signalling.call_namespace import CallLimits, CallNamespace, person
 from signalling.call_namespace import room_of as call_room
 from signalling.media_port import MediaPort
 from signalling.redis_health import WatchedRedisManager
@@ -36,6 +37,8 @@ class HubConfig:
     redis_url: str = ""
     limits: CallLimits = field(default_factory=CallLimits)
     health_interval_s: float = 5.0
+    heartbeat_s: float = 10.0
+    node_dead_after_s: float = 30.0
 
 
 def invite_update(invite: Invite, access: Access, change: str) -> dict[str, Any]:
@@ -65,6 +68,7 @@ class Hub:
     ) -> None:
         self._config = config
         self._engine = engine
+        self._calls = calls
         self.tasks = TaskSet()
         self.manager = WatchedRedisManager(config.redis_url) if config.redis_url else None
         self.sio = socketio.AsyncServer(
@@ -88,12 +92,28 @@ class Hub:
         return self.manager is None or self.manager.healthy
 
     async def start(self) -> None:
+        await self._calls.heartbeat()
+        self.tasks.spawn(self._keep_alive(), name="node-heartbeat")
         if self.manager is not None:
             self.tasks.spawn(self.manager.watch(self._config.health_interval_s), name="redis-manager-watch")
 
+    async def _keep_alive(self) -> None:
+        """Heartbeat, and let go of the participants of nodes that stopped beating (crashed)."""
+        while True:
+            try:
+                await self._calls.heartbeat()
+                for _, invite, present in await self._calls.remove_dead_nodes(self._config.node_dead_after_s):
+                    await self.call.emit(
+                        ev.PRESENCE, {"participants": [person(p) for p in present]}, room=call_room(invite.id)
+                    )
+            except Exception:
+                log.exception("node heartbeat failed")
+            await asyncio.sleep(self._config.heartbeat_s)
+
     async def stop(self) -> None:
         await self.tasks.close()
-        await self.sio.shutdown()
+        await self.sio.shutdown()  # each socket leaves its call on the way out
+        await self._calls.forget_node()
         if self.manager is not None:
             await self.manager.close()  # the Redis listener task and connections are not stopped by shutdown()
 

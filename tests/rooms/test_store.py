@@ -301,8 +301,34 @@ async def test_database_of_version_1_is_upgraded(engine: AsyncEngine) -> None:
         await conn.run_sync(lambda c: tables.call_participants.drop(c))
         await conn.execute(sa.text("ALTER TABLE invites DROP COLUMN call_started_at"))
         await conn.execute(sa.text("DELETE FROM schema_migrations WHERE version > 1"))
-    assert await migrate(engine) == [2]
+    assert await migrate(engine) == [2, 3]
     async with engine.connect() as conn:
         columns = await conn.run_sync(lambda c: {col["name"] for col in sa.inspect(c).get_columns("invites")})
         names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
     assert "call_started_at" in columns and {"call_participants", "call_requests"} <= names
+
+
+async def test_participants_of_a_dead_node_are_let_go(service: InviteService, engine: AsyncEngine) -> None:
+    from rooms.calls import CLAIMANT, CallService, Participant
+    from rooms.changes import ChangeFeed
+
+    clock = clock_of(service)
+    inv = await service.create("case-1", world.INSPECTOR, "c1", Method.SMS, None)
+    dead = CallService(engine, clock, "node-dead", ChangeFeed())
+    alive = CallService(engine, clock, "node-alive", ChangeFeed())
+    await dead.heartbeat()
+    await alive.heartbeat()
+    await dead.join(Participant("sid-1", inv.id, CLAIMANT, "c1", "Paula"))
+    clock.now += timedelta(seconds=20)
+    await alive.heartbeat()
+    assert await alive.remove_dead_nodes(silent_s=30) == []  # 20 s of silence is not death yet
+    clock.now += timedelta(seconds=20)
+    await alive.heartbeat()
+    [(gone, invite, present)] = await alive.remove_dead_nodes(silent_s=30)
+    assert (gone.sid, invite.status, present) == ("sid-1", InviteStatus.ACTIVE, [])
+    async with engine.connect() as conn:
+        events = await event_log.list_for_invite(conn, inv.id)
+        node_ids = [r[0] for r in await conn.execute(sa.select(tables.nodes.c.id))]
+    assert [e.kind for e in events][-2:] == ["left", "call_ended"]
+    assert events[-2].data["reason"] == "node_lost"
+    assert node_ids == ["node-alive"]
