@@ -17,6 +17,7 @@ from rooms.migrations import migrate
 from signalling.media_port import MediaPort
 from tests.support.ports import free_port
 from tests.support.postgres import create_database, postgres_server
+from tests.support.s3_servers import MotoServer, NanioServer, S3Server, running
 from tests.support.sms_gateway import GatewayState, start_gateway
 from tests.support.smtp import SmtpServer
 from tests.support.world import Api
@@ -28,6 +29,20 @@ from web.settings import Settings
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with postgres_server(tmp_path_factory.mktemp("pg")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A moto S3 server for the session (broad S3 semantics; it checks no signature)."""
+    with running(MotoServer(tmp_path_factory.mktemp("moto"))) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nanio_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A nanio S3 server for the session: it verifies SigV4 signatures and presigned URLs."""
+    with running(NanioServer(tmp_path_factory.mktemp("nanio"))) as server:
+        yield server
 
 
 async def database_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:

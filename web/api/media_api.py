@@ -9,10 +9,8 @@ from rooms.invites import view_case
 from web.api.endpoint import Endpoint, json_out, read_body, read_query, staff_user
 from web.api.views import media_out
 from web.errors import ApiError
-from web.keys import clock_key, engine_key, invites_key, object_store_key
+from web.keys import clock_key, engine_key, invites_key, object_store_key, settings_key
 from web.schemas import MediaList, MediaOut, MediaPatch, MediaQuery
-
-PRESIGN_S = 300
 
 
 async def invite_media(request: web.Request) -> web.StreamResponse:
@@ -53,7 +51,7 @@ async def task_multimedia(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(request: web.Request, key: str) -> web.StreamResponse:
-    location = await request.app[object_store_key].locate(key, PRESIGN_S)
+    location = await request.app[object_store_key].locate(key, request.app[settings_key].presign_expiry_s)
     if location.url is not None:
         raise web.HTTPFound(location.url)
     assert location.path is not None
