@@ -35,6 +35,7 @@ from signalling.payloads import (
     Empty,
     FacingIn,
     MuteIn,
+    RtcOfferIn,
     StaffCallAuth,
     SwitchAnswerIn,
 )
@@ -140,6 +141,7 @@ class CallNamespace(socketio.AsyncNamespace):
             ev.CAMERA_SWITCH_REQUEST: self._camera_switch_request,
             ev.CAMERA_SWITCH_ANSWER: self._camera_switch_answer,
             ev.END_CALL: self._end_call,
+            ev.RTC_OFFER: self._rtc_offer,
             ev.SCREENSHOT: self._screenshot,
             ev.RECORD_START: self._record_start,
             ev.RECORD_STOP: self._record_stop,
@@ -178,6 +180,7 @@ class CallNamespace(socketio.AsyncNamespace):
         sock = self._sockets.pop(sid, None)
         if sock is None or sock.participant is None:
             return
+        await self._media.drop(sock.invite_id, sid)
         left = await self._calls.leave(sid, "left" if reason is None else str(reason))
         if left is None:
             return
@@ -362,6 +365,13 @@ class CallNamespace(socketio.AsyncNamespace):
         for sid, sock in list(self._sockets.items()):
             if sock.invite_id == invite_id:
                 await self.disconnect(sid)
+
+    async def _rtc_offer(self, sid: str, sock: Socket, data: Any) -> dict[str, Any]:
+        """The participant's WebRTC offer (ICE gathering complete: no trickle); the ack has the answer."""
+        p = self._joined(sock)
+        offer = RtcOfferIn.model_validate(data)
+        answer = await self._media.negotiate(p.invite_id, p, offer.sdp)
+        return ok(answer={"type": "answer", "sdp": answer})
 
     async def _screenshot(self, sid: str, sock: Socket, data: Any) -> dict[str, Any]:
         p = self._inspector(sock)

@@ -21,6 +21,10 @@ class Capture:
 
 
 class MediaPort(Protocol):
+    async def negotiate(self, invite_id: str, by: Participant, offer_sdp: object) -> str: ...
+
+    async def drop(self, invite_id: str, sid: str) -> None: ...
+
     async def screenshot(self, invite_id: str, by: Participant) -> Capture: ...
 
     async def start_recording(self, invite_id: str, by: Participant) -> None: ...
@@ -28,19 +32,3 @@ class MediaPort(Protocol):
     async def stop_recording(self, invite_id: str, by: Participant) -> Capture | None: ...
 
     async def is_recording(self, invite_id: str) -> bool: ...
-
-
-class NoMediaPlane:
-    """Until a media plane is configured, capture commands are refused with a clear reason."""
-
-    async def screenshot(self, invite_id: str, by: Participant) -> Capture:
-        raise MediaUnavailable("no media plane is running on this server")
-
-    async def start_recording(self, invite_id: str, by: Participant) -> None:
-        raise MediaUnavailable("no media plane is running on this server")
-
-    async def stop_recording(self, invite_id: str, by: Participant) -> Capture | None:
-        raise MediaUnavailable("no media plane is running on this server")
-
-    async def is_recording(self, invite_id: str) -> bool:
-        return False

@@ -57,5 +57,10 @@ class SwitchAnswerIn(In):
     allow: bool
 
 
+class RtcOfferIn(In):
+    type: Literal["offer"]
+    sdp: Annotated[str, StringConstraints(min_length=1, max_length=32 * 1024)]
+
+
 class WatchIn(In):
     case_id: Id

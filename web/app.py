@@ -14,7 +14,11 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from recorder.object_store import LocalObjectStore
+from media.ice import install_host_addresses, installed_host_addresses
+from media.plane import MediaPlane
+from recorder.filing import CaptureFiler
+from recorder.media_service import MediaService
+from recorder.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from rooms import link_tokens
 from rooms.calls import CallService
 from rooms.changes import ChangeFeed
@@ -37,9 +41,9 @@ from rooms.models import Method
 from rooms.staff_auth import JwtVerifier
 from signalling.call_namespace import CallLimits
 from signalling.hub import Hub, HubConfig
-from signalling.media_port import MediaPort, NoMediaPlane
+from signalling.media_port import MediaPort
 from web import demo, pages
-from web.api import dev_api, directory_api, health_api, invites_api, media_api, openapi
+from web.api import dev_api, directory_api, health_api, ice_api, invites_api, media_api, openapi
 from web.api.endpoint import Endpoint
 from web.errors import Handler, error_middleware
 from web.keys import (
@@ -48,8 +52,11 @@ from web.keys import (
     delivery_key,
     engine_key,
     feed_key,
+    filer_key,
     hub_key,
+    ice_key,
     invites_key,
+    media_plane_key,
     metrics_key,
     object_store_key,
     settings_key,
@@ -66,7 +73,10 @@ MAX_HEADER_BYTES = 16_384
 
 
 def endpoints(settings: Settings) -> list[Endpoint]:
-    eps = [*directory_api.ENDPOINTS, *invites_api.ENDPOINTS, *media_api.ENDPOINTS, *dev_api.ENDPOINTS]
+    eps = [
+        *directory_api.ENDPOINTS, *invites_api.ENDPOINTS, *media_api.ENDPOINTS, *ice_api.ENDPOINTS,
+        *dev_api.ENDPOINTS,
+    ]
     return [ep for ep in eps if settings.demo or not ep.demo_only]
 
 
@@ -100,6 +110,41 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         m = request.app[metrics_key]
         m.requests.labels(request.method, route, str(status)).inc()
         m.latency.labels(route).observe(time.perf_counter() - started)
+
+
+async def _host_addresses(app: web.Application) -> AsyncIterator[None]:
+    """aioice's host-address gathering is process-wide: set it from the settings while the app runs.
+
+    Stopping puts back what was there before, so apps started one after another in one process
+    (the tests) each see their own setting.
+    """
+    previous = installed_host_addresses()
+    install_host_addresses(app[ice_key].host_addresses)
+    yield
+    install_host_addresses(previous)
+
+
+def _object_store(s: Settings) -> ObjectStore:
+    if s.object_store == "s3":
+        return S3ObjectStore(
+            s.s3_endpoint, s.s3_bucket, s.s3_access_key, s.s3_secret_key, region=s.s3_region, secure=s.s3_secure
+        )
+    return LocalObjectStore(Path(s.storage_dir))
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """An S3 bucket is created when missing; an unreachable or refusing S3 server stops start-up."""
+    store = app[object_store_key]
+    if isinstance(store, S3ObjectStore):
+        try:
+            await store.ensure_bucket()
+        except Exception:
+            store.close()
+            log.error("object store: bucket %r is not usable", store.bucket)
+            raise
+    yield
+    if isinstance(store, S3ObjectStore):
+        store.close()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -151,6 +196,7 @@ def _background(gateways: list[SmsGatewayChannel]) -> Callable[[web.Application]
         yield
         # The hub first: disconnecting its clients still writes their leaving to the database.
         await app[hub_key].stop()
+        await app[media_plane_key].close()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -207,20 +253,27 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, media: MediaPort |
         limits=CallLimits(camera_switch_ttl_s=settings.camera_switch_timeout_s),
         health_interval_s=settings.redis_health_interval_s,
     )
-    hub = Hub(hub_config, engine, invites, calls, verifier, media or NoMediaPlane(), feed)
+    store = _object_store(settings)
+    filer = CaptureFiler(engine, store, feed, clock)
+    ice = settings.ice()
+    plane = MediaPlane(ice)
+    hub = Hub(hub_config, engine, invites, calls, verifier, media or MediaService(plane, filer), feed)
 
     app[settings_key] = settings
     app[clock_key] = clock
     app[metrics_key] = metrics
     app[verifier_key] = verifier
     app[engine_key] = engine
-    app[object_store_key] = LocalObjectStore(Path(settings.storage_dir))
+    app[object_store_key] = store
+    app[filer_key] = filer
+    app[media_plane_key] = plane
     app[feed_key] = feed
     app[invites_key] = invites
     app[delivery_key] = worker
     app[calls_key] = calls
     app[hub_key] = hub
-    app.cleanup_ctx.extend([_database, _background(gateways)])
+    app[ice_key] = ice
+    app.cleanup_ctx.extend([_host_addresses, _storage, _database, _background(gateways)])
     hub.attach(app)
 
     eps = endpoints(settings)

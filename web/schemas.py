@@ -269,6 +269,19 @@ class LinkInfo(Out):
     sms_code_required: bool
 
 
+class IceServerOut(Out):
+    urls: list[str] = Field(description="turn: / turns: URLs of one TURN server")
+    username: str = Field(description="TURN REST API username: `<expiry unix time>:<user>`")
+    credential: str = Field(description="base64(HMAC-SHA1(TURN secret, username))")
+
+
+class IceServers(Out):
+    ice_servers: list[IceServerOut] = Field(
+        description="Pass as `iceServers` to `RTCPeerConnection`; empty when no TURN server is configured"
+    )
+    ttl_s: int = Field(description="Seconds the credentials stay valid; fetch new ones before they run out")
+
+
 class OutboxMessage(Out):
     id: int
     invite_id: str

@@ -5,14 +5,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from recorder.object_store import parse_endpoint
+
+if TYPE_CHECKING:
+    from media.ice import IceSettings
 
 ENV_PREFIX = "CLAIMCAM_"
+# S3 bucket names: 3..63 of lower-case letters, digits, dots and hyphens, a letter or digit at both ends.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 
 
 def _doc(text: str, **kw: Any) -> Any:
@@ -35,6 +43,25 @@ class Settings:
         default="",
     )
     storage_dir: str = _doc("Local object store folder; default `{data_dir}/objects`.", default="")
+    object_store: str = _doc(
+        "`local` (the folder `storage_dir`, streamed by this server) or `s3` (a bucket over the S3 API: "
+        "MinIO, AWS S3...; browsers get presigned URLs).",
+        default="local",
+    )
+    s3_endpoint: str = _doc(
+        "S3 server as `host[:port]` (TLS per `s3_secure`) or `http://host[:port]` / `https://host[:port]` "
+        "(the scheme decides TLS), e.g. `https://s3.eu-north-1.amazonaws.com`. Presigned URLs point here, "
+        "so browsers must reach it.",
+        default="",
+    )
+    s3_bucket: str = _doc("Bucket of the captures; created at start-up when missing.", default="claimcam")
+    s3_access_key: str = _doc("S3 access key id.", default="")
+    s3_secret_key: str = _doc("S3 secret key.", default="", repr=False)
+    s3_region: str = _doc("S3 region, e.g. `eu-north-1`; empty: asked from the server.", default="")
+    s3_secure: bool = _doc("Use TLS for an `s3_endpoint` given without a scheme.", default=True)
+    presign_expiry_s: int = _doc(
+        "How long a presigned URL to a picture or video stays valid, in seconds (1..604800).", default=300
+    )
     redis_url: str = _doc("Redis URL for multi-node Socket.IO; empty keeps the in-memory manager.", default="")
     secret: str = _doc(
         "Instance secret that claimant link tokens are derived from; all nodes need the same one. "
@@ -73,6 +100,23 @@ class Settings:
     redis_health_interval_s: float = _doc(
         "How often the Socket.IO Redis listener is probed end to end (and restarted when dead).", default=5.0
     )
+    ice_host_addresses: str = _doc(
+        "Comma-separated addresses the server's WebRTC peers gather host candidates on; empty: every "
+        "interface but loopback (aioice's default). Loopback-only set-ups, like the tests, set `127.0.0.1`.",
+        default="",
+    )
+    ice_public_address: str = _doc(
+        "Address announced in the server's host candidates instead of the interface's own "
+        "(1:1 NAT, a cloud VM's public IP); empty: the interface address.",
+        default="",
+    )
+    turn_urls: str = _doc(
+        "Comma-separated `turn:`/`turns:` URLs of the TURN server, e.g. "
+        "`turn:turn.example.com:3478?transport=udp`; empty: no TURN. No STUN server is ever used by default.",
+        default="",
+    )
+    turn_secret: str = _doc("coturn's `static-auth-secret` (`use-auth-secret`); required with `turn_urls`.", default="")
+    turn_ttl_s: int = _doc("How long the TURN credentials handed out stay valid, in seconds.", default=3600)
     max_body_bytes: int = _doc("Largest accepted request body.", default=1_048_576)
     demo: bool = _doc("Demo mode: seeds demo data, enables /dev/* pages and APIs.", default=False)
     log_level: str = _doc("Python logging level.", default="INFO")
@@ -106,6 +150,44 @@ class Settings:
             raise SettingsError("port must be 1..65535")
         if self.delivery_max_attempts < 1:
             raise SettingsError("delivery_max_attempts must be at least 1")
+        self._check_object_store()
+        try:
+            self.ice()
+        except ValueError as e:
+            raise SettingsError(f"ICE/TURN settings: {e}") from None
+
+    def _check_object_store(self) -> None:
+        if self.object_store not in ("local", "s3"):
+            raise SettingsError("object_store must be 'local' or 's3'")
+        if not 1 <= self.presign_expiry_s <= 604_800:
+            raise SettingsError("presign_expiry_s must be 1..604800 (S3 presigned URLs live at most 7 days)")
+        if self.object_store != "s3":
+            return
+        missing = [n for n in ("s3_endpoint", "s3_access_key", "s3_secret_key") if not getattr(self, n)]
+        if missing:
+            raise SettingsError(f"object_store 's3' needs {', '.join(missing)}")
+        if not _BUCKET.fullmatch(self.s3_bucket) or ".." in self.s3_bucket:
+            raise SettingsError(f"s3_bucket {self.s3_bucket!r} is not a valid bucket name")
+        try:
+            parse_endpoint(self.s3_endpoint, self.s3_secure)
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
+
+    def ice(self) -> IceSettings:
+        """The ICE settings of the media plane and of the /ice-servers endpoints."""
+        from media.ice import IceSettings  # here, so that importing the settings does not import aiortc
+
+        return IceSettings(
+            host_addresses=_csv(self.ice_host_addresses),
+            public_address=self.ice_public_address.strip(),
+            turn_urls=_csv(self.turn_urls),
+            turn_secret=self.turn_secret,
+            turn_ttl_s=self.turn_ttl_s,
+        )
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _derive(secret: str, purpose: str) -> str:

@@ -28,6 +28,12 @@ class FakeMedia:
     recording: set[str] = field(default_factory=set)
     shots: list[tuple[str, str]] = field(default_factory=list)
 
+    async def negotiate(self, invite_id: str, by: Participant, offer_sdp: object) -> str:
+        return "v=0 fake answer"
+
+    async def drop(self, invite_id: str, sid: str) -> None:
+        return None
+
     async def screenshot(self, invite_id: str, by: Participant) -> Capture:
         self.shots.append((invite_id, by.name))
         media = {"id": f"shot-{len(self.shots)}", "kind": "picture"}

@@ -211,8 +211,8 @@ async def test_claimant_may_not_capture(call: Call, command: str) -> None:
     assert call.media.shots == [] and call.media.recording == set()
 
 
-async def test_without_a_media_plane_captures_are_refused_clearly(make_api: MakeApi) -> None:
-    api = await make_api()  # no media port given: the server has no media plane
+async def test_captures_without_the_claimant_camera_are_refused_clearly(make_api: MakeApi) -> None:
+    api = await make_api()  # the real media plane, but nobody has sent any video
     invite = await api.invite()
     peer = Peer("/call")
     await peer.connect(str(api.client.make_url("/")), {"jwt": api.token("inspector"), "invite_id": invite["id"]})

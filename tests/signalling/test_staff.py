@@ -67,9 +67,12 @@ async def test_unwatched_case_sends_nothing_more(call: Call) -> None:
     watcher = await call.staff("inspector")
     await watcher.call("watch", {"case_id": "case-std"})
     await watcher.call("unwatch", {"case_id": "case-std"})
-    await call.api.invite()
-    await call.api.call("GET", "/healthz")
-    assert watcher.received["invite_updated"] == []
+    fresh = await call.api.invite()
+    second = await call.staff("inspector")  # a watcher that stays, to know the updates went out
+    await second.call("watch", {"case_id": "case-std"})
+    await call.api.call("POST", f"/api/v1/invites/{fresh['id']}/resend", user="inspector")
+    await second.wait_for("invite_updated", lambda d: d["invite_id"] == fresh["id"])
+    assert [u for u in watcher.received["invite_updated"] if u["invite_id"] == fresh["id"]] == []
 
 
 @pytest.mark.parametrize("auth", [None, {"jwt": "garbage"}, {"token": "claimant-link"}])

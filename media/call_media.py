@@ -1,0 +1,202 @@
+"""The server-side peers of one call on this node, and the forwarding between them.
+
+The claimant publishes camera video and microphone audio; every inspector receives both,
+forwarded encoded; the inspectors' voice goes back to the claimant. Each participant has one
+RTCPeerConnection; the browser offers and the server answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+from media.fanout import ForwardTrack, KeyframeRequester, Publisher
+from media.sdp import BadSdp, check_offer, media_ssrc, offered_codecs
+
+log = logging.getLogger(__name__)
+
+CLAIMANT = "claimant"
+INSPECTOR = "inspector"
+VIDEO_CODECS = ("vp8", "h264")
+
+
+def _codec_preferences(name: str) -> list[RTCRtpCodecCapability]:
+    """The named codec first, its RTX retransmission kept so NACK recovery still works."""
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    chosen = [c for c in caps if c.mimeType.lower() == f"video/{name}"]
+    return chosen + [c for c in caps if c.mimeType.lower() == "video/rtx"]
+
+
+@dataclass
+class Peer:
+    sid: str
+    role: str
+    pc: RTCPeerConnection
+    forwards: list[tuple[Publisher, ForwardTrack]] = field(default_factory=list)
+    pumps: list[asyncio.Task[None]] = field(default_factory=list)
+    video_receiver: Any = None  # the claimant's: where keyframe requests go
+    video_ssrc: int | None = None
+
+
+class CallMedia:
+    def __init__(self, invite_id: str, configuration: RTCConfiguration, preferred_codec: str = "vp8") -> None:
+        self.invite_id = invite_id
+        self._configuration = configuration
+        self.codec = preferred_codec
+        self._peers: dict[str, Peer] = {}
+        self._lock = asyncio.Lock()
+        self._pli_tasks: set[asyncio.Task[None]] = set()
+        self.keyframes = KeyframeRequester(self._send_pli)
+        self.video = Publisher("video", self.keyframes)
+        self.audio = Publisher("audio")
+        self.voice = Publisher("audio")  # the lead inspector's voice, for the claimant
+        self._voice_sid: str | None = None
+
+    @property
+    def peers(self) -> dict[str, Peer]:
+        return dict(self._peers)
+
+    def _claimant(self) -> Peer | None:
+        return next((p for p in self._peers.values() if p.role == CLAIMANT and p.video_receiver is not None), None)
+
+    def _send_pli(self) -> None:
+        claimant = self._claimant()
+        if claimant is None or claimant.video_ssrc is None:
+            return
+        task = asyncio.get_running_loop().create_task(claimant.video_receiver._send_rtcp_pli(claimant.video_ssrc))
+        self._pli_tasks.add(task)
+        task.add_done_callback(self._pli_tasks.discard)
+
+    async def negotiate(self, sid: str, role: str, offer_sdp: object) -> str:
+        """Answer a participant's offer; a new offer from the same socket replaces its old peer.
+
+        The new peer is built first and swapped in only when the answer succeeded, so a bad
+        re-offer never costs a working connection.
+        """
+        sdp = check_offer(offer_sdp)
+        async with self._lock:
+            peer = Peer(sid, role, RTCPeerConnection(self._configuration))
+            try:
+                answer = await self._answer(peer, sdp)
+            except BadSdp:
+                await self._teardown(peer)
+                raise
+            except Exception as e:
+                await self._teardown(peer)
+                # aiortc's parser raises ValueError and friends on hostile SDP.
+                raise BadSdp(f"the offer could not be used: {type(e).__name__}") from None
+            old = self._peers.get(sid)
+            self._peers[sid] = peer
+            if old is not None:
+                await self._teardown(old)
+            return answer
+
+    async def _answer(self, peer: Peer, sdp: str) -> str:
+        pc = peer.pc
+        if peer.role == CLAIMANT:
+            offered = offered_codecs(sdp, "video")
+            if offered and self.codec not in offered:
+                usable = [c for c in VIDEO_CODECS if c in offered]
+                if not usable:
+                    raise BadSdp("the offer has no video codec the server forwards (VP8 or H.264)")
+                self.codec = usable[0]
+
+            @pc.on("track")
+            def on_claimant_track(track: MediaStreamTrack) -> None:
+                target = self.video if track.kind == "video" else self.audio
+                peer.pumps.append(asyncio.get_running_loop().create_task(target.pump(track)))
+
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind == "video":
+                    transceiver.setCodecPreferences(_codec_preferences(self.codec))
+                    peer.video_receiver = transceiver.receiver
+                    peer.video_ssrc = media_ssrc(sdp, "video")
+            self._attach(peer, self.voice, "audio")
+        else:
+
+            @pc.on("track")
+            def on_inspector_track(track: MediaStreamTrack) -> None:
+                if track.kind != "audio":
+                    return
+                if self._voice_sid is None:
+                    self._voice_sid = peer.sid
+                peer.pumps.append(asyncio.get_running_loop().create_task(self._pump_voice(peer.sid, track)))
+
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind == "video":
+                    transceiver.setCodecPreferences(_codec_preferences(self.codec))
+            self._attach(peer, self.video, "video")
+            self._attach(peer, self.audio, "audio")
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        return str(pc.localDescription.sdp)
+
+    def _attach(self, peer: Peer, publisher: Publisher, kind: str) -> None:
+        if not any(t.kind == kind for t in peer.pc.getTransceivers()):
+            return  # the participant offered no such section
+        track = publisher.subscribe()
+        sender = peer.pc.addTrack(track)
+        # A downstream keyframe request (PLI/FIR from the browser) goes upstream, rate-limited.
+        sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+        peer.forwards.append((publisher, track))
+
+    async def _pump_voice(self, sid: str, track: MediaStreamTrack) -> None:
+
+        while True:
+            try:
+                packet = await track.recv()
+            except MediaStreamError:
+                return
+            if sid == self._voice_sid and isinstance(packet, av.Packet):
+                self.voice.publish(packet)
+
+    async def drop(self, sid: str) -> None:
+        async with self._lock:
+            await self._drop(sid)
+
+    async def _drop(self, sid: str) -> None:
+        peer = self._peers.pop(sid, None)
+        if peer is not None:
+            await self._teardown(peer)
+
+    async def _teardown(self, peer: Peer) -> None:
+        sid = peer.sid
+        for publisher, track in peer.forwards:
+            publisher.unsubscribe(track)
+        for task in peer.pumps:
+            task.cancel()
+        await peer.pc.close()
+        for task in peer.pumps:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._voice_sid == sid:
+            # The next inspector with a microphone becomes the voice the claimant hears.
+            self._voice_sid = next((p.sid for p in self._peers.values() if p.role == INSPECTOR), None)
+
+    @property
+    def has_claimant_video(self) -> bool:
+        return self._claimant() is not None
+
+    @property
+    def empty(self) -> bool:
+        return not self._peers
+
+    async def close(self) -> None:
+        async with self._lock:
+            for sid in list(self._peers):
+                await self._drop(sid)
+        self.video.close()
+        self.audio.close()
+        self.voice.close()
+        for task in list(self._pli_tasks):
+            task.cancel()

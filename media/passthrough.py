@@ -1,0 +1,73 @@
+"""The tap before aiortc's decoder: received frames stay encoded.
+
+aiortc's receiver hands every complete frame from its jitter buffer to a decoder made by
+`get_decoder`. Replacing that factory with one that wraps the encoded bytes in an `av.Packet[Any]`
+makes remote tracks yield packets, which RTCRtpSender re-packetises without encoding. Jitter
+buffer, NACK/RTX, REMB and SRTP stay aiortc's. The patch is process-wide, so this process never
+decodes received media; pixels for screenshots are decoded on demand from a keyframe.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import av
+from aiortc import rtcrtpreceiver
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+
+def is_vp8_keyframe(data: bytes) -> bool:
+    # VP8 frame tag, RFC 6386 9.1: the lowest bit is 0 for a key frame.
+    return len(data) > 0 and data[0] & 0x01 == 0
+
+
+def _h264_nal_types(annexb: bytes) -> list[int]:
+    types = []
+    i = annexb.find(b"\x00\x00\x01")
+    while i != -1 and i + 3 < len(annexb):
+        types.append(annexb[i + 3] & 0x1F)
+        i = annexb.find(b"\x00\x00\x01", i + 3)
+    return types
+
+
+def is_h264_keyframe(annexb: bytes) -> bool:
+    # An IDR slice (5) makes the access unit decodable on its own (with SPS 7 / PPS 8 before it).
+    return 5 in _h264_nal_types(annexb)
+
+
+class PassthroughDecoder:
+    """Stands where aiortc's decoder would: returns the encoded frame as one av.Packet[Any]."""
+
+    def __init__(self, codec: RTCRtpCodecParameters) -> None:
+        self.codec_name = codec.name.lower()
+        self.time_base = Fraction(1, codec.clockRate)
+
+    def decode(self, encoded_frame: JitterFrame) -> list[av.Packet[Any]]:
+        data = encoded_frame.data
+        packet = av.Packet(data)
+        packet.pts = encoded_frame.timestamp
+        packet.dts = encoded_frame.timestamp
+        packet.time_base = self.time_base
+        if self.codec_name == "vp8":
+            packet.is_keyframe = is_vp8_keyframe(data)
+        elif self.codec_name == "h264":
+            packet.is_keyframe = is_h264_keyframe(data)
+        else:
+            packet.is_keyframe = True  # audio frames all stand alone
+        return [packet]
+
+
+def _passthrough_decoder(codec: RTCRtpCodecParameters) -> PassthroughDecoder:
+    return PassthroughDecoder(codec)
+
+
+def install() -> None:
+    """Make every aiortc receiver in this process yield encoded packets; idempotent."""
+    # aiortc types the factory as returning its Decoder; ours returns packets on purpose.
+    rtcrtpreceiver.get_decoder = _passthrough_decoder  # type: ignore[attr-defined,assignment]
+
+
+def installed() -> bool:
+    return getattr(rtcrtpreceiver, "get_decoder", None) is _passthrough_decoder

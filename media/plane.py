@@ -1,0 +1,48 @@
+"""All calls whose media this node carries."""
+
+from __future__ import annotations
+
+import asyncio
+
+from media import passthrough
+from media.call_media import CallMedia
+from media.ice import IceSettings, announce_public_address, server_rtc_configuration
+
+
+class MediaPlane:
+    def __init__(self, ice: IceSettings, preferred_codec: str = "vp8") -> None:
+        passthrough.install()
+        self._ice = ice
+        self._preferred_codec = preferred_codec
+        self._calls: dict[str, CallMedia] = {}
+        self._lock = asyncio.Lock()
+
+    def call(self, invite_id: str) -> CallMedia | None:
+        return self._calls.get(invite_id)
+
+    async def negotiate(self, invite_id: str, sid: str, role: str, offer_sdp: object) -> str:
+        async with self._lock:
+            media = self._calls.get(invite_id)
+            if media is None:
+                media = CallMedia(invite_id, server_rtc_configuration(self._ice), self._preferred_codec)
+                self._calls[invite_id] = media
+        answer = await media.negotiate(sid, role, offer_sdp)
+        return announce_public_address(answer, self._ice)
+
+    async def drop(self, invite_id: str, sid: str) -> None:
+        media = self._calls.get(invite_id)
+        if media is None:
+            return
+        await media.drop(sid)
+        if media.empty:
+            await self.close_call(invite_id)
+
+    async def close_call(self, invite_id: str) -> None:
+        async with self._lock:
+            media = self._calls.pop(invite_id, None)
+        if media is not None:
+            await media.close()
+
+    async def close(self) -> None:
+        for invite_id in list(self._calls):
+            await self.close_call(invite_id)
