@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from media.plane import MediaPlane
 from recorder import screenshot
+from recorder.captures import Capture, MediaUnavailable
 from recorder.filing import CaptureFiler, media_dict
 from rooms.calls import Participant
 from rooms.models import MediaKind
-from signalling.media_port import Capture, MediaUnavailable
 
 
 class MediaService:

@@ -1,23 +1,13 @@
-"""What the hub asks of the media plane. The media issue implements it; tests use a fake."""
+"""What the hub asks of the media plane (recorder.media_service implements it; tests use a fake)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from recorder.captures import Capture, MediaUnavailable
+
+__all__ = ["Capture", "MediaPort", "MediaUnavailable"]
 from rooms.calls import Participant
-from rooms.errors import RoomsError
-
-
-class MediaUnavailable(RoomsError):
-    code = "media_unavailable"
-
-
-@dataclass(frozen=True, slots=True)
-class Capture:
-    """A stored capture, as announced to the call and the staff page."""
-
-    media: dict[str, Any]
 
 
 class MediaPort(Protocol):
