@@ -84,8 +84,8 @@ Answerer = Callable[[str], Awaitable[str]]
 
 
 class Bot:
-    def __init__(self) -> None:
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    def __init__(self, configuration: RTCConfiguration | None = None) -> None:
+        self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.sinks: dict[str, Sink] = {"video": Sink(), "audio": Sink()}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -116,8 +116,8 @@ class Bot:
                 await task
 
 
-def claimant_bot() -> Bot:
-    bot = Bot()
+def claimant_bot(configuration: RTCConfiguration | None = None) -> Bot:
+    bot = Bot(configuration)
     bot.pc.addTrack(PatternTrack())
     bot.pc.addTrack(ToneTrack())  # sendrecv audio: his voice out, the inspector's in
     return bot
