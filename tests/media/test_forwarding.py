@@ -49,25 +49,27 @@ def decode_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-async def start_call(plane: MediaPlane, keep: Callable[[Bot], Bot]) -> tuple[Bot, Bot]:
-    claimant = keep(claimant_bot())
+async def start_call(plane: MediaPlane, keep: Callable[[Bot], Bot], codec: str | None = None) -> tuple[Bot, Bot]:
+    claimant = keep(claimant_bot(codec=codec))
     await claimant.connect(lambda sdp: plane.negotiate(INVITE, "sid-claimant", "claimant", sdp))
     inspector = keep(inspector_bot())
     await inspector.connect(lambda sdp: plane.negotiate(INVITE, "sid-inspector", "inspector", sdp))
     return claimant, inspector
 
 
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
 async def test_video_and_audio_reach_the_inspector_without_decoding(
-    plane: MediaPlane, bots: Callable[[Bot], Bot], decode_calls: list[str]
+    plane: MediaPlane, bots: Callable[[Bot], Bot], decode_calls: list[str], codec: str
 ) -> None:
-    claimant, inspector = await start_call(plane, bots)
+    claimant, inspector = await start_call(plane, bots, codec)
     await inspector.wait_for("video", 30)
     await inspector.wait_for("audio", 25)
     await claimant.wait_for("audio", 25)  # the inspector's voice comes back
     assert inspector.sinks["video"].keyframes >= 1
     assert inspector.sinks["video"].kinds == {"Packet"}
     media = plane.call(INVITE)
-    assert media is not None and media.codec == "vp8"
+    assert media is not None and media.codec == codec
+    assert f"{codec.upper()}/90000" in inspector.pc.remoteDescription.sdp  # the same codec on both legs
     assert media.video.packets >= 30 and media.audio.packets >= 25
     assert passthrough.installed()
     assert decode_calls == []  # nothing in this process decoded a single frame
@@ -100,10 +102,13 @@ async def test_keyframe_request_from_the_inspector_reaches_the_claimant(
     assert inspector.sinks["video"].keyframes > before
 
 
-async def test_screenshot_shows_the_claimant_picture(plane: MediaPlane, bots: Callable[[Bot], Bot]) -> None:
-    await start_call(plane, bots)
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+async def test_screenshot_shows_the_claimant_picture(
+    plane: MediaPlane, bots: Callable[[Bot], Bot], codec: str
+) -> None:
+    await start_call(plane, bots, codec)
     media = plane.call(INVITE)
-    assert media is not None
+    assert media is not None and media.codec == codec
     shot = await screenshot.take(media, timeout_s=10)
     assert (shot.width, shot.height) == (WIDTH, HEIGHT)
     image = np.asarray(Image.open(io.BytesIO(shot.jpeg)).convert("RGB"), dtype=np.int32)

@@ -11,7 +11,7 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
 
 WIDTH, HEIGHT = 320, 240
@@ -116,9 +116,13 @@ class Bot:
                 await task
 
 
-def claimant_bot(configuration: RTCConfiguration | None = None) -> Bot:
+def claimant_bot(configuration: RTCConfiguration | None = None, codec: str | None = None) -> Bot:
+    """`codec` ("vp8", "h264") restricts what the claimant offers, as a browser may."""
     bot = Bot(configuration)
-    bot.pc.addTrack(PatternTrack())
+    video = bot.pc.addTransceiver(PatternTrack(), direction="sendonly")
+    if codec is not None:
+        caps = RTCRtpSender.getCapabilities("video").codecs
+        video.setCodecPreferences([c for c in caps if c.mimeType.lower() in (f"video/{codec}", "video/rtx")])
     bot.pc.addTrack(ToneTrack())  # sendrecv audio: his voice out, the inspector's in
     return bot
 
