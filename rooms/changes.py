@@ -21,6 +21,7 @@ CLOSED = "closed"
 DELIVERY = "delivery"
 LINK_OPENED = "link_opened"
 MEDIA_ADDED = "media_added"
+MEDIA_UPDATED = "media_updated"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from recorder.media_service import MediaService
 from recorder.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from rooms import link_tokens
 from rooms.calls import CallService
-from rooms.changes import ChangeFeed
+from rooms.changes import MEDIA_ADDED, Change, ChangeFeed
 from rooms.clock import Clock, utc_now
 from rooms.database import open_engine
 from rooms.delivery.channels import (
@@ -208,6 +208,16 @@ def _background(gateways: list[SmsGatewayChannel]) -> Callable[[web.Application]
     return ctx
 
 
+def _manifest_keeper(filer: CaptureFiler) -> Callable[[Change], Awaitable[None]]:
+    """Keeps each invite's manifest.json current: rewritten after every change of the invite."""
+
+    async def keep(change: Change) -> None:
+        if change.kind != MEDIA_ADDED:  # the filer rewrites it itself when it files a capture
+            await filer.refresh_manifest(change.invite_id)
+
+    return keep
+
+
 def create_app(settings: Settings, *, clock: Clock = utc_now, media: MediaPort | None = None) -> web.Application:
     """Build the application; `settings` must already be resolved (see Settings.resolved).
 
@@ -266,6 +276,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, media: MediaPort |
     app[engine_key] = engine
     app[object_store_key] = store
     app[filer_key] = filer
+    feed.subscribe(_manifest_keeper(filer))
     app[media_plane_key] = plane
     app[feed_key] = feed
     app[invites_key] = invites

@@ -5,11 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from rooms import media_access, media_store
+from rooms.changes import MEDIA_UPDATED, Change
 from rooms.invites import view_case
 from web.api.endpoint import Endpoint, json_out, read_body, read_query, staff_user
 from web.api.views import media_out
 from web.errors import ApiError
-from web.keys import clock_key, engine_key, invites_key, object_store_key, settings_key
+from web.keys import clock_key, engine_key, feed_key, invites_key, object_store_key, settings_key
 from web.schemas import MediaList, MediaOut, MediaPatch, MediaQuery
 
 
@@ -90,6 +91,7 @@ async def patch_media(request: web.Request) -> web.StreamResponse:
             visibility=body.visibility,
             shared_with_customer=body.shared_with_customer,
         )
+    await request.app[feed_key].publish(Change(MEDIA_UPDATED, item.invite_id, item.case_id, {"media_id": item.id}))
     return json_out(media_out(item))
 
 
