@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import IO
 
 from aioice import stun
 
+from tests.support import process
 from tests.support.binaries import find_binary
 from tests.support.ports import free_port
 
@@ -145,22 +145,12 @@ def coturn_server(base: Path, deployment: Path | None = None) -> Iterator[Coturn
         _wait_ready(proc, server)
         yield server
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(STOP_TIMEOUT_S)
+        process.stop(proc, STOP_TIMEOUT_S)
         log.close()
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], server: Coturn) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"turnserver exited during start-up:\n{server.log()[-2000:]}")
-        if stun_binding_answers(server.port):
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"turnserver did not answer STUN within {START_TIMEOUT_S} s:\n{server.log()[-2000:]}")
+    process.wait_until_ready(
+        proc, lambda: stun_binding_answers(server.port), "turnserver", START_TIMEOUT_S,
+        lambda: f"(STUN):\n{server.log()[-2000:]}",
+    )

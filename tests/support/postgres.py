@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support import process
 from tests.support.binaries import find_binary
 from tests.support.ports import free_port
 
@@ -60,12 +61,7 @@ def postgres_server(base: Path) -> Iterator[str]:
         _wait_ready(port, proc)
         yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        process.stop(proc)
         log.close()
 
 

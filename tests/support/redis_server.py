@@ -7,7 +7,6 @@ so a test can take Redis away under running nodes and give it back.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import IO
 
 import redis
 
+from tests.support import process
 from tests.support.binaries import find_binary
 from tests.support.ports import free_port
 
@@ -63,14 +63,10 @@ class RedisServer:
             raise
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._proc is None or self._proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited during start-up; see {self.log_path}")
-            if self.ping():
-                return
-            time.sleep(0.02)
-        raise RuntimeError(f"redis-server did not answer PING within {START_TIMEOUT_S} s")
+        assert self._proc is not None
+        process.wait_until_ready(
+            self._proc, self.ping, "redis-server", START_TIMEOUT_S, lambda: f"; see {self.log_path}"
+        )
 
     def ping(self) -> bool:
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, socket_connect_timeout=1)
@@ -93,13 +89,7 @@ class RedisServer:
     def stop(self) -> None:
         """Terminate by PID; SIGKILL when it does not exit within the timeout."""
         if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait(STOP_TIMEOUT_S)
+            process.stop(self._proc, STOP_TIMEOUT_S)
             self._proc = None
         self._close_log()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -22,6 +21,7 @@ from typing import IO
 import urllib3
 from minio import Minio
 
+from tests.support import process
 from tests.support.binaries import find_binary
 from tests.support.ports import free_port
 
@@ -101,25 +101,15 @@ class S3Server:
             return False
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._proc is None or self._proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited during start-up; see {self.log_path}")
-            if self._answers():
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not answer HTTP within {START_TIMEOUT_S} s; see {self.log_path}")
+        assert self._proc is not None
+        process.wait_until_ready(
+            self._proc, self._answers, self.name, START_TIMEOUT_S, lambda: f"; see {self.log_path}", step_s=0.05
+        )
 
     def stop(self) -> None:
         """Terminate by PID; SIGKILL when it does not exit within the timeout."""
         if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait(STOP_TIMEOUT_S)
+            process.stop(self._proc, STOP_TIMEOUT_S)
             self._proc = None
         if self._log is not None:
             self._log.close()
