@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from media.fanout import ForwardTrack, KeyframeRequester, Publisher
+from media.mixer import VoiceMixer
 from media.sdp import BadSdp, check_offer, media_ssrc, offered_codecs
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,8 @@ class CallMedia:
         self.keyframes = KeyframeRequester(self._send_pli)
         self.video = Publisher("video", self.keyframes)
         self.audio = Publisher("audio")
-        self.voice = Publisher("audio")  # the lead inspector's voice, for the claimant
-        self._voice_sid: str | None = None
+        self.voice = Publisher("audio")  # the inspectors' voices, for the claimant
+        self.mixer = VoiceMixer(self.voice)
 
     @property
     def peers(self) -> dict[str, Peer]:
@@ -127,8 +128,7 @@ class CallMedia:
             def on_inspector_track(track: MediaStreamTrack) -> None:
                 if track.kind != "audio":
                     return
-                if self._voice_sid is None:
-                    self._voice_sid = peer.sid
+                self.mixer.add(peer.sid)
                 peer.pumps.append(asyncio.get_running_loop().create_task(self._pump_voice(peer.sid, track)))
 
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
@@ -157,8 +157,8 @@ class CallMedia:
                 packet = await track.recv()
             except MediaStreamError:
                 return
-            if sid == self._voice_sid and isinstance(packet, av.Packet):
-                self.voice.publish(packet)
+            if isinstance(packet, av.Packet):
+                self.mixer.push(sid, packet)
 
     async def drop(self, sid: str) -> None:
         async with self._lock:
@@ -179,9 +179,8 @@ class CallMedia:
         for task in peer.pumps:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._voice_sid == sid:
-            # The next inspector with a microphone becomes the voice the claimant hears.
-            self._voice_sid = next((p.sid for p in self._peers.values() if p.role == INSPECTOR), None)
+        if sid not in self._peers:  # gone, not replaced by a re-offer from the same socket
+            self.mixer.remove(sid)
 
     @property
     def has_claimant_video(self) -> bool:

@@ -39,10 +39,11 @@ class PatternTrack(VideoStreamTrack):
 
 
 class ToneTrack(AudioStreamTrack):
-    """A 440 Hz tone in 20 ms frames."""
+    """A sine tone (440 Hz unless told otherwise) in 20 ms frames."""
 
-    def __init__(self) -> None:
+    def __init__(self, hz: float = 440.0) -> None:
         super().__init__()
+        self._hz = hz
         self._samples = 0
 
     async def recv(self) -> av.AudioFrame:
@@ -51,7 +52,7 @@ class ToneTrack(AudioStreamTrack):
         n = frame.samples
         t = (np.arange(n) + self._samples) / frame.sample_rate
         self._samples += n
-        tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+        tone = (np.sin(2 * np.pi * self._hz * t) * 8000).astype(np.int16)
         out = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="s16", layout="mono")
         out.sample_rate, out.pts = frame.sample_rate, frame.pts
         out.time_base = fractions.Fraction(1, frame.sample_rate)
@@ -64,6 +65,8 @@ class Sink:
 
     packets: int = 0
     keyframes: int = 0
+    kept: list[Any] = field(default_factory=list)  # the packets themselves, while `keep` is set
+    keep: bool = False
     kinds: set[str] = field(default_factory=set)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -75,6 +78,8 @@ class Sink:
                 return
             self.kinds.add(type(item).__name__)
             self.packets += 1
+            if self.keep:
+                self.kept.append(item)
             if isinstance(item, av.Packet) and item.is_keyframe:
                 self.keyframes += 1
             self.arrived.set()
@@ -127,8 +132,8 @@ def claimant_bot(configuration: RTCConfiguration | None = None, codec: str | Non
     return bot
 
 
-def inspector_bot() -> Bot:
+def inspector_bot(hz: float = 440.0) -> Bot:
     bot = Bot()
     bot.pc.addTransceiver("video", direction="recvonly")
-    bot.pc.addTrack(ToneTrack())
+    bot.pc.addTrack(ToneTrack(hz))
     return bot

@@ -1,0 +1,90 @@
+"""The claimant hears every inspector: one voice passes through, several are mixed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from media.plane import MediaPlane
+from tests.support.rtc_bots import Bot, claimant_bot, inspector_bot
+
+INVITE = "invite-voices"
+
+
+@pytest.fixture
+async def made() -> AsyncIterator[list[Bot]]:
+    bots: list[Bot] = []
+    yield bots
+    for bot in bots:
+        await bot.close()
+
+
+def spectrum_peaks(packets: list[Any], *freqs: float) -> dict[float, float]:
+    """Strength of each frequency in the decoded audio, relative to the median of the spectrum."""
+    decoder = av.CodecContext.create("libopus", "r")
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=48_000)
+    pcm = []
+    for packet in packets:
+        for frame in decoder.decode(packet):
+            for mono in resampler.resample(frame):
+                pcm.append(mono.to_ndarray().reshape(-1))
+    signal = np.concatenate(pcm).astype(np.float64)
+    magnitudes = np.abs(np.fft.rfft(signal * np.hanning(len(signal))))
+    bins = np.fft.rfftfreq(len(signal), 1 / 48_000)
+    floor = float(np.median(magnitudes))
+    return {f: float(magnitudes[np.abs(bins - f) < 15].max()) / floor for f in freqs}
+
+
+async def join(plane: MediaPlane, made: list[Bot], bot: Bot, sid: str, role: str) -> Bot:
+    made.append(bot)
+    await bot.connect(lambda sdp: plane.negotiate(INVITE, sid, role, sdp))
+    return bot
+
+
+async def test_one_inspector_is_heard_without_reencoding(plane: MediaPlane, made: list[Bot]) -> None:
+    claimant = await join(plane, made, claimant_bot(), "c", "claimant")
+    await join(plane, made, inspector_bot(hz=660), "i1", "inspector")
+    await claimant.wait_for("audio", 50)
+    claimant.sinks["audio"].keep = True
+    await claimant.wait_for("audio", 150)
+    media = plane.call(INVITE)
+    assert media is not None and media.mixer.mixed_frames == 0
+    peaks = spectrum_peaks(claimant.sinks["audio"].kept, 660.0)
+    assert peaks[660.0] > 50
+
+
+async def test_two_inspectors_are_both_heard(plane: MediaPlane, made: list[Bot]) -> None:
+    claimant = await join(plane, made, claimant_bot(), "c", "claimant")
+    await join(plane, made, inspector_bot(hz=660), "i1", "inspector")
+    await join(plane, made, inspector_bot(hz=1000), "i2", "inspector")
+    await asyncio.sleep(0.5)  # both voices flowing
+    claimant.sinks["audio"].keep = True
+    start = claimant.sinks["audio"].packets
+    await claimant.wait_for("audio", start + 100)
+    media = plane.call(INVITE)
+    assert media is not None and media.mixer.mixed_frames > 50
+    peaks = spectrum_peaks(claimant.sinks["audio"].kept, 660.0, 1000.0)
+    assert peaks[660.0] > 50 and peaks[1000.0] > 50, peaks
+
+
+async def test_voice_timestamps_stay_continuous_when_an_inspector_leaves(plane: MediaPlane, made: list[Bot]) -> None:
+    await join(plane, made, claimant_bot(), "c", "claimant")
+    await join(plane, made, inspector_bot(hz=660), "i1", "inspector")
+    await join(plane, made, inspector_bot(hz=1000), "i2", "inspector")
+    media = plane.call(INVITE)
+    assert media is not None
+    seen = media.voice.tap()
+    await asyncio.sleep(0.5)
+    await plane.drop(INVITE, "i1")
+    await asyncio.sleep(0.5)
+    pts = []
+    while not seen.empty():
+        pts.append(seen.get_nowait().pts)
+    media.voice.untap(seen)
+    steps = np.diff(pts)
+    assert len(pts) > 20 and (steps > 0).all() and steps.max() <= 960 * 3
