@@ -82,9 +82,11 @@ async def test_voice_timestamps_stay_continuous_when_an_inspector_leaves(plane: 
     await asyncio.sleep(0.5)
     await plane.drop(INVITE, "i1")
     await asyncio.sleep(0.5)
-    pts = []
+    pts: list[int] = []
     while not seen.empty():
-        pts.append(seen.get_nowait().pts)
+        stamp = seen.get_nowait().pts
+        assert stamp is not None
+        pts.append(stamp)
     media.voice.untap(seen)
-    steps = np.diff(pts)
+    steps = np.diff(np.array(pts, dtype=np.int64))
     assert len(pts) > 20 and (steps > 0).all() and steps.max() <= 960 * 3
