@@ -1,4 +1,4 @@
-"""`claimcam serve`, `claimcam demo`, `claimcam migrate`, `claimcam settings`."""
+"""`claimcam serve`, `claimcam demo`, `claimcam migrate`, `claimcam settings`, `claimcam loadtest`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 
 from aiohttp import web
 
+from bench import loadtest
 from rooms.database import open_engine
 from rooms.migrations import migrate
 from web import demo
@@ -30,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("serve", "demo"):
             sp.add_argument("--host", help="bind address (CLAIMCAM_HOST, default 127.0.0.1)")
             sp.add_argument("--port", type=int, help="port (CLAIMCAM_PORT, default 8080)")
+    lt = sub.add_parser("loadtest", help="run concurrent calls against a server and measure them",
+                        description=loadtest.DESCRIPTION)
+    loadtest.add_arguments(lt)
     return p
 
 
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "settings":
         print(settings_table())
         return 0
+    if args.command == "loadtest":
+        return loadtest.command(args)
     try:
         settings = load_settings(
             config_file=args.config,
