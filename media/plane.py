@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 from media import passthrough
 from media.call_media import CallMedia
 from media.ice import IceSettings, announce_public_address, server_rtc_configuration
+
+log = logging.getLogger(__name__)
+
+CloseHook = Callable[[str], Awaitable[None]]
 
 
 class MediaPlane:
@@ -16,6 +22,11 @@ class MediaPlane:
         self._preferred_codec = preferred_codec
         self._calls: dict[str, CallMedia] = {}
         self._lock = asyncio.Lock()
+        self._close_hooks: list[CloseHook] = []
+
+    def on_close_call(self, hook: CloseHook) -> None:
+        """`hook(invite_id)` runs when a call's media is about to close, its peers still up (a recording stops)."""
+        self._close_hooks.append(hook)
 
     def call(self, invite_id: str) -> CallMedia | None:
         return self._calls.get(invite_id)
@@ -40,8 +51,14 @@ class MediaPlane:
     async def close_call(self, invite_id: str) -> None:
         async with self._lock:
             media = self._calls.pop(invite_id, None)
-        if media is not None:
-            await media.close()
+        if media is None:
+            return
+        for hook in self._close_hooks:
+            try:
+                await hook(invite_id)
+            except Exception:
+                log.exception("a close hook of call %s failed", invite_id)
+        await media.close()
 
     async def close(self) -> None:
         for invite_id in list(self._calls):

@@ -43,6 +43,12 @@ class Settings:
         default="",
     )
     storage_dir: str = _doc("Local object store folder; default `{data_dir}/objects`.", default="")
+    recordings_dir: str = _doc(
+        "Folder of the recordings being written (spool files, filed and removed when a recording stops, "
+        "recovered at start-up after a crash); default `{data_dir}/recordings`. A local disk; processes of "
+        "one host may share it.",
+        default="",
+    )
     object_store: str = _doc(
         "`local` (the folder `storage_dir`, streamed by this server) or `s3` (a bucket over the S3 API: "
         "MinIO, AWS S3...; browsers get presigned URLs).",
@@ -133,6 +139,7 @@ class Settings:
             public_url=(self.public_url or f"http://{self.host}:{self.port}").rstrip("/"),
             database_url=self.database_url or f"sqlite+aiosqlite:///{data / 'claimcam.db'}",
             storage_dir=self.storage_dir or str(data / "objects"),
+            recordings_dir=self.recordings_dir or str(data / "recordings"),
             secret=secret,
             jwt_secret=self.jwt_secret or _derive(secret, "staff-jwt"),
             jwt_public_key=_read_pem(self.jwt_public_key),

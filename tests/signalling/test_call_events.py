@@ -218,8 +218,9 @@ async def test_captures_without_the_claimant_camera_are_refused_clearly(make_api
     await peer.connect(str(api.client.make_url("/")), {"jwt": api.token("inspector"), "invite_id": invite["id"]})
     try:
         assert (await peer.call("join"))["ok"]
-        for command in ("screenshot", "record_start", "record_stop"):
+        for command in ("screenshot", "record_start"):
             ack = await peer.call(command)
             assert ack["error"]["code"] == "media_unavailable"
+        assert (await peer.call("record_stop"))["error"]["code"] == "not_recording"
     finally:
         await peer.close()
