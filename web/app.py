@@ -19,6 +19,7 @@ from media.plane import MediaPlane
 from recorder.filing import CaptureFiler
 from recorder.media_service import MediaService
 from recorder.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
+from recorder.spool import recover_recordings
 from rooms import link_tokens
 from rooms.calls import CallService
 from rooms.changes import MEDIA_ADDED, Change, ChangeFeed
@@ -186,6 +187,8 @@ async def _sweep_expired(service: InviteService, every_s: float) -> None:
 
 def _background(gateways: list[SmsGatewayChannel]) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        # Recordings a crash left unfinished are filed before any call comes in (recorder/spool.py).
+        await recover_recordings(Path(app[settings_key].recordings_dir), app[filer_key])
         tasks = [
             asyncio.create_task(app[delivery_key].run(), name="delivery-worker"),
             asyncio.create_task(
@@ -267,7 +270,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, media: MediaPort |
     filer = CaptureFiler(engine, store, feed, clock)
     ice = settings.ice()
     plane = MediaPlane(ice)
-    hub = Hub(hub_config, engine, invites, calls, verifier, media or MediaService(plane, filer), feed)
+    media = media or MediaService(plane, filer, Path(settings.recordings_dir))
+    hub = Hub(hub_config, engine, invites, calls, verifier, media, feed)
 
     app[settings_key] = settings
     app[clock_key] = clock
@@ -299,8 +303,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, media: MediaPort |
     app.router.add_get("/healthz", health_api.healthz)
     app.router.add_get("/readyz", health_api.readyz)
     app.router.add_get("/metrics", health_api.metrics)
-    app.router.add_get("/", pages.index)
+    pages.add_routes(app, settings)
     if settings.demo:
         app.router.add_get("/dev/demo", dev_api.demo_info)
-        app.router.add_get("/dev/outbox", pages.outbox)
     return app

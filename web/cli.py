@@ -48,7 +48,8 @@ def settings_table() -> str:
 
 def _banner(settings: Settings) -> str:
     base = settings.public_url
-    lines = [f"claimcam demo on {base}", "", f"  Calls management: {base}/cases/{demo.CASE.id}/calls",
+    lines = [f"claimcam demo on {base}", "", f"  Sign in as a demo user: {base}/dev/login",
+             f"  Calls management: {base}/cases/{demo.CASE.id}/calls",
              f"  Outbox (sent SMS/email): {base}/dev/outbox", f"  Demo users and tokens: {base}/dev/demo",
              f"  API document: {base}/api/v1/openapi.json", "", "Bearer tokens of the demo users:"]
     for u in demo.demo_users(settings.jwt_secret):

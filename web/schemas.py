@@ -259,6 +259,17 @@ class MediaList(Out):
     items: list[MediaOut]
 
 
+class MediaLinks(Out):
+    content_url: str = Field(description="The content, openable without a bearer token until `expires_at`")
+    thumbnail_url: str | None = Field(description="The thumbnail, likewise; null without a thumbnail")
+    expires_at: datetime
+
+
+class SignedQuery(In):
+    expires: int | None = Field(None, description="Unix time a signed link stops working (from /media/{id}/links)")
+    signature: str | None = Field(None, description="The link's signature; with `expires`, replaces the bearer token")
+
+
 class LinkInfo(Out):
     invite_id: str
     status: str

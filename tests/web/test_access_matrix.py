@@ -139,6 +139,12 @@ def check_thumbnail(r: Reply, w: World) -> None:
     assert r.body == THUMB
 
 
+def check_links(r: Reply, w: World) -> None:
+    media = f"/api/v1/media/{w.task_item.id}"
+    assert r.body["content_url"].startswith(f"{media}/content?expires=")
+    assert r.body["thumbnail_url"].startswith(f"{media}/thumbnail?expires=")
+
+
 def check_patched(r: Reply, w: World) -> None:
     assert (r.body["id"], r.body["filing"]) == (w.task_item.id, "task_multimedia_extra")
 
@@ -171,6 +177,7 @@ ENDPOINTS = [
         "/api/v1/cases/{case}/tasks/t-main/multimedia",
         check_task_multimedia,
     ),
+    Ep("media-links", "GET", "/api/v1/media/{media}/links", check_links),
     Ep("media-content", "GET", "/api/v1/media/{media}/content", check_content),
     Ep("media-thumbnail", "GET", "/api/v1/media/{media}/thumbnail", check_thumbnail),
     Ep(
