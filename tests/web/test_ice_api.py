@@ -177,3 +177,9 @@ async def test_the_app_installs_its_host_addresses_while_it_runs(make_api: MakeA
     assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1"]
     await api.client.close()
     assert aioice.ice.get_host_addresses is default
+
+
+async def test_openapi_does_not_promise_case_errors_for_staff_ice_servers(api: Api) -> None:
+    _, doc = await api.call("GET", "/api/v1/openapi.json")
+    responses = doc["paths"]["/api/v1/ice-servers"]["get"]["responses"]
+    assert "401" in responses and "403" not in responses and "404" not in responses

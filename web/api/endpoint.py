@@ -15,7 +15,9 @@ from web.auth import bearer
 from web.errors import ApiError, Handler
 from web.keys import engine_key, verifier_key
 
-Auth = Literal["staff", "platform", "link", "none"]
+# staff: a staff token, answers about one case (403 read-only, 404 unknown); signed_in: any staff
+# token, nothing case-specific; platform: scope platform; link: the claimant's link token.
+Auth = Literal["staff", "signed_in", "platform", "link", "none"]
 M = TypeVar("M", bound=BaseModel)
 
 

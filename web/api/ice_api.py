@@ -34,7 +34,7 @@ async def claimant_ice_servers(request: web.Request) -> web.StreamResponse:
 ENDPOINTS = [
     Endpoint("GET", "/ice-servers", staff_ice_servers,
              "ICE servers (TURN with short-lived credentials) for a staff member's browser", "ice",
-             response=IceServers),
+             auth="signed_in", response=IceServers),
     Endpoint("GET", "/join/{token}/ice-servers", claimant_ice_servers,
              "ICE servers (TURN with short-lived credentials) for the claimant's browser", "claimant",
              auth="link", response=IceServers),

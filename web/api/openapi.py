@@ -58,7 +58,7 @@ def build(endpoints: list[Endpoint], prefix: str, version: str) -> dict[str, Any
         elif ep.produces != "application/json":
             ok["content"] = {ep.produces: {}}
         op["responses"][str(ep.status)] = ok
-        if ep.auth in ("staff", "platform"):
+        if ep.auth in ("staff", "signed_in", "platform"):
             op["security"] = [{"bearer": []}]
             op["responses"]["401"] = _error("Missing, malformed, forged or expired token")
         if ep.auth == "platform":
