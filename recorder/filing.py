@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recorder import layout
 from recorder.manifest import write_manifest
-from recorder.object_store import ObjectStore
+from recorder.object_store import Content, ObjectStore
 from rooms import directory, event_log, invite_store, media_store
 from rooms.changes import MEDIA_ADDED, Change, ChangeFeed
 from rooms.clock import Clock
@@ -29,6 +29,17 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 THUMBNAIL_CONTENT_TYPE = "image/jpeg"
 EVENT_OF_KIND = {MediaKind.PICTURE: "screenshot_taken", MediaKind.VIDEO: "recording_stored"}
+
+
+def _digest(data: Content) -> tuple[str, int]:
+    """SHA-256 and size, reading a file in chunks rather than whole."""
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest(), len(data)
+    h = hashlib.sha256()
+    with data.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest(), data.stat().st_size
 
 
 def media_dict(item: MediaItem) -> dict[str, Any]:
@@ -80,7 +91,7 @@ class CaptureFiler:
         self,
         invite_id: str,
         kind: MediaKind,
-        data: bytes,
+        data: Content,
         content_type: str,
         extension: str,
         by_user_id: str,
@@ -99,7 +110,7 @@ class CaptureFiler:
         is filed by then, and the next capture rewrites the manifest anyway.
         """
         extension = layout.normalise_extension(kind, extension)
-        sha256 = hashlib.sha256(data).hexdigest()
+        sha256, size = await asyncio.to_thread(_digest, data)
         media_id = uuid.uuid4().hex
         captured_at = self.clock()
         async with self.engine.connect() as conn:
@@ -117,7 +128,7 @@ class CaptureFiler:
             object_key=key,
             thumbnail_key=thumb_key,
             content_type=content_type,
-            size=len(data),
+            size=size,
             sha256=sha256,
             captured_at=captured_at,
             captured_by_id=by_user_id,
@@ -129,7 +140,7 @@ class CaptureFiler:
             height=height,
             duration_s=duration_s,
         )
-        event_data: dict[str, Any] = {"media_id": media_id, "sha256": sha256, "size": len(data)}
+        event_data: dict[str, Any] = {"media_id": media_id, "sha256": sha256, "size": size}
         event_data.update(
             {k: v for k, v in (("width", width), ("height", height), ("duration_s", duration_s)) if v is not None}
         )

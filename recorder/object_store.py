@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -55,8 +56,13 @@ class Location:
     content_type: str = "application/octet-stream"
 
 
+# What an object is made from: bytes in memory, or a file streamed from disk (a recording can be
+# hundreds of megabytes; it is never read into memory whole).
+Content = bytes | Path
+
+
 class ObjectStore(Protocol):
-    async def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> None: ...
+    async def put(self, key: str, data: Content, content_type: str, metadata: dict[str, str]) -> None: ...
 
     async def get(self, key: str) -> bytes: ...
 
@@ -79,16 +85,19 @@ class LocalObjectStore:
             raise BadKey(f"invalid object key {key!r}")
         return path
 
-    def _write(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> None:
+    def _write(self, key: str, data: Content, content_type: str, metadata: dict[str, str]) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(data)
+        if isinstance(data, Path):
+            shutil.copyfile(data, tmp)
+        else:
+            tmp.write_bytes(data)
         os.replace(tmp, path)  # readers never see a half-written object
         meta = {"content_type": content_type, "metadata": metadata}
         path.with_name(path.name + ".meta.json").write_text(json.dumps(meta))
 
-    async def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> None:
+    async def put(self, key: str, data: Content, content_type: str, metadata: dict[str, str]) -> None:
         self._path(key)
         check_metadata(metadata)
         await asyncio.to_thread(self._write, key, data, content_type, metadata)
@@ -208,9 +217,20 @@ class S3ObjectStore:
 
         await asyncio.to_thread(ensure)
 
-    async def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> None:
+    async def put(self, key: str, data: Content, content_type: str, metadata: dict[str, str]) -> None:
         check_key(key)
         headers = {f"x-amz-meta-{name}": value for name, value in check_metadata(metadata).items()}
+        if isinstance(data, Path):
+            # minio streams the file in multipart uploads; memory stays at one part.
+            await asyncio.to_thread(
+                self._client.fput_object,
+                self.bucket,
+                key,
+                str(data),
+                content_type=content_type,
+                metadata=headers,  # type: ignore[arg-type]  # minio's alias is narrower than what it accepts
+            )
+            return
         await asyncio.to_thread(
             self._client.put_object,
             self.bucket,

@@ -204,9 +204,8 @@ async def file_finished(
     filer: CaptureFiler, sidecar: Sidecar, finished: Finished
 ) -> MediaItem:
     """File a finished recording as the video of its invite, by whoever started it."""
-    data = await asyncio.to_thread(finished.path.read_bytes)
     return await filer.file(
-        sidecar.invite_id, MediaKind.VIDEO, data, finished.content_type, finished.extension,
+        sidecar.invite_id, MediaKind.VIDEO, finished.path, finished.content_type, finished.extension,
         sidecar.by_user_id, sidecar.by_name,
         width=finished.width, height=finished.height, duration_s=finished.duration_s,
     )

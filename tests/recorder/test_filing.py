@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recorder.filing import CaptureFiler
-from recorder.object_store import LocalObjectStore, S3ObjectStore
+from recorder.object_store import Content, LocalObjectStore, S3ObjectStore
 from rooms import event_log, link_tokens, media_store
 from rooms import tables as t
 from rooms.changes import MEDIA_ADDED, Change, ChangeFeed
@@ -48,7 +48,7 @@ class FailingStore(LocalObjectStore):
         super().__init__(root)
         self.fails = fails
 
-    async def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> None:
+    async def put(self, key: str, data: Content, content_type: str, metadata: dict[str, str]) -> None:
         if self.fails(key):
             raise OSError(f"no space left on device while writing {key}")
         await super().put(key, data, content_type, metadata)
@@ -120,6 +120,20 @@ async def test_picture_of_an_invite_with_a_task_is_filed_in_its_multimedia_for_a
     async with engine.connect() as conn:
         assert await media_store.get(conn, item.id) == item
         assert [m.id for m in await media_store.task_multimedia(conn, "case-1", "t1")] == [item.id]
+
+
+async def test_video_filed_from_a_file_has_its_hash_and_size(
+    engine: AsyncEngine, invites: InviteService, objects: Path, tmp_path: Path
+) -> None:
+    invite = await new_invite(invites, "t1")
+    filer, _ = filer_on(engine, LocalObjectStore(objects))
+    content = b"\x1aE\xdf\xa3" + bytes(3_000_000)  # a WebM-looking file of 3 MB
+    source = tmp_path / "done.webm"
+    source.write_bytes(content)
+    item = await filer.file(invite.id, MediaKind.VIDEO, source, "video/webm", "webm", "u1", "Ines Inspector",
+                            duration_s=3.0)
+    assert (item.size, item.sha256) == (len(content), hashlib.sha256(content).hexdigest())
+    assert await filer.store.get(item.object_key) == content
 
 
 async def test_picture_of_an_invite_without_a_task_goes_to_the_case_documents_as_own(

@@ -119,6 +119,16 @@ async def test_bytes_content_type_and_metadata_round_trip(backend: Backend) -> N
     assert await backend.stat(KEY) == ("image/jpeg", META)
 
 
+async def test_a_file_is_streamed_from_disk_with_its_metadata(backend: Backend, tmp_path: Path) -> None:
+    big = bytes(range(256)) * 40_000  # ~10 MB: several S3 multipart parts' worth of bytes
+    source = tmp_path / "recording.webm"
+    source.write_bytes(big)
+    await backend.store.put(KEY, source, "video/webm", META)
+    assert await backend.store.get(KEY) == big
+    assert await backend.stat(KEY) == ("video/webm", META)
+    assert source.read_bytes() == big  # the source is left as it was
+
+
 async def test_put_replaces_an_existing_object(backend: Backend) -> None:
     await backend.store.put(KEY, b"old", "text/plain", {"sha256": "1"})
     await backend.store.put(KEY, DATA, "image/jpeg", META)
