@@ -180,6 +180,25 @@ async def calls(request: web.Request) -> web.StreamResponse:
     return _html(request, document)
 
 
+async def join(request: web.Request) -> web.StreamResponse:
+    """The claimant's page: a shell; the script reads the link token from the path and asks the API."""
+    lang = _language(request)
+    t = i18n.translate
+    main = (
+        f'<p class="loading" id="boot-status" role="status">{escape(t(lang, "common.loading"))}</p>'
+        f'<noscript><p class="notice notice-error">{escape(t(lang, "common.needs_javascript"))}</p></noscript>'
+    )
+    document = _document(
+        lang,
+        t(lang, "join.title"),
+        main,
+        scripts=("/static/vendor/socket.io.min.js",),
+        modules=("/static/js/join.js",),
+        body_attrs=' data-page="join" class="join-body"',
+    )
+    return _html(request, document)
+
+
 async def socket_io_client(request: web.Request) -> web.StreamResponse:
     """The Socket.IO browser client, straight from node_modules (installed by `make setup`)."""
     if not SOCKET_IO_CLIENT.is_file():
@@ -192,6 +211,7 @@ async def socket_io_client(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/cases/{case_id}/calls", calls)
+    app.router.add_get("/join/{token}", join)
     # The vendored client first: the static resource below would otherwise claim its path.
     app.router.add_get("/static/vendor/socket.io.min.js", socket_io_client)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)

@@ -40,6 +40,11 @@ const ICONS = {
   send: 'M21 3 10 14M21 3l-6.5 18-4.5-7-7-4.5z',
   info: 'M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18zM12 11v5.5M12 7.5h.01',
   alert: 'M12 3.5 2.5 20h19zM12 10v4.5M12 17.5h.01',
+  mic: 'M12 3.5a3 3 0 0 1 3 3V12a3 3 0 0 1-6 0V6.5a3 3 0 0 1 3-3zM5.5 11a6.5 6.5 0 0 0 13 0M12 17.5V21',
+  'mic-off': 'M4 4l16 16M15 10V6.5a3 3 0 0 0-5.8-1.1M9 9v3a3 3 0 0 0 4.7 2.5M5.5 11a6.5 6.5 0 0 0 10.6 5M18.5 11a6.5 6.5 0 0 1-.6 2.7M12 17.5V21',
+  chat: 'M4 5h16v11H9l-5 4z',
+  flip: 'M4 8h13l-3-3M20 16H7l3 3',
+  hangup: 'M3 14.5c5-5 13-5 18 0l-2.5 2.5-3.5-1.5v-2.5a11 11 0 0 0-6 0v2.5L5.5 17z',
 };
 
 /** An inline SVG icon, hidden from assistive technology (the control carries the name). */

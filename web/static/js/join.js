@@ -1,0 +1,469 @@
+// The claimant's page /join/{token}: what the call is about, then the call itself on a phone.
+// The link token in the path is the only credential. Media: getUserMedia (rear camera first),
+// one RTCPeerConnection to the server (ICE servers from the API, no trickle: the offer is sent once
+// gathering is complete), signalling over Socket.IO /call. Every text comes from the i18n catalogues.
+
+import { el, icon } from './dom.js';
+import { browserLanguage, t, useLanguage } from './i18n.js';
+
+const main = document.getElementById('main');
+const token = decodeURIComponent(location.pathname.split('/')[2] ?? '');
+const ACK_TIMEOUT_MS = 15_000;
+const GATHER_TIMEOUT_MS = 5_000;
+
+const state = {
+  info: null,
+  stream: null,
+  facing: 'environment',
+  muted: false,
+  socket: null,
+  pc: null,
+  videoSender: null,
+  ended: false,
+  finished: false,
+  switching: false,
+  pendingRequest: null,
+};
+
+const ui = {};
+
+function api(path) {
+  return fetch(`/api/v1/join/${encodeURIComponent(token)}${path}`, { cache: 'no-store' });
+}
+
+function show(...children) {
+  main.replaceChildren(...children);
+}
+
+function notice(kind, ...children) {
+  return el('div', { class: `notice notice-${kind}`, role: kind === 'error' ? 'alert' : 'status' },
+    icon(kind === 'error' ? 'alert' : 'info'), el('div', {}, ...children));
+}
+
+/** A full-page message: the closed link, the unknown link, the ended call. */
+function messagePage(kind, titleKey, bodyKey, action = null) {
+  document.title = t(titleKey);
+  const heading = el('h1', { text: t(titleKey), tabindex: '-1' });
+  show(el('section', { class: `join-card join-message join-message-${kind}` },
+    el('div', { class: 'join-message-icon', 'aria-hidden': 'true' }, icon(kind === 'ended' ? 'info' : 'alert')),
+    heading, el('p', { class: 'lead', text: t(bodyKey) }), action));
+  heading.focus();
+}
+
+// ---------- before joining ----------
+
+async function boot() {
+  await useLanguage(browserLanguage());
+  let resp;
+  try {
+    resp = await api('');
+  } catch {
+    resp = null;
+  }
+  if (resp && resp.status === 410) return messagePage('closed', 'join.closed_title', 'join.closed_body');
+  if (resp && resp.status === 404) return messagePage('closed', 'join.unknown_title', 'join.unknown_body');
+  if (!resp || !resp.ok) {
+    return show(el('section', { class: 'join-card' },
+      notice('error', el('p', { text: t('join.load_failed') })),
+      el('button', { class: 'button button-primary', type: 'button', text: t('join.try_again'), onclick: boot })));
+  }
+  state.info = await resp.json();
+  await useLanguage(state.info.language || browserLanguage());
+  renderIntro();
+}
+
+function renderIntro(problem = null) {
+  const info = state.info;
+  document.title = t('join.title');
+  const facts = el('dl', { class: 'join-facts' },
+    el('div', {}, el('dt', { text: t('join.case') }), el('dd', { text: info.case_reference })),
+    el('div', {}, el('dt', { text: t('join.company') }), el('dd', { text: info.company })),
+    info.inspector ? el('div', {}, el('dt', { text: t('join.inspector') }), el('dd', { text: info.inspector })) : null);
+  const button = el('button', { class: 'button button-primary button-large', type: 'button', onclick: joinCall },
+    icon('join'), t('join.join'));
+  ui.introStatus = el('div', { class: 'join-status', 'aria-live': 'polite' },
+    problem ? notice('error', el('p', { text: problem })) : null);
+  show(el('section', { class: 'join-card' },
+    el('h1', { text: t('join.heading') }),
+    el('p', { class: 'lead', text: t('join.lead', { company: info.company }) }),
+    facts, button,
+    el('p', { class: 'join-hint', text: t('join.permission_hint') }),
+    ui.introStatus));
+  ui.joinButton = button;
+  if (problem) button.focus();
+}
+
+function mediaProblem(error) {
+  const name = error?.name ?? '';
+  if (name === 'NotAllowedError' || name === 'SecurityError') return t('join.permission_denied');
+  if (name === 'NotFoundError' || name === 'OverconstrainedError') return t('join.no_camera');
+  return t('join.media_failed');
+}
+
+async function cameraStream(facing, audio) {
+  return navigator.mediaDevices.getUserMedia({
+    video: { facingMode: { ideal: facing }, width: { ideal: 1280 }, height: { ideal: 720 } },
+    audio,
+  });
+}
+
+async function joinCall() {
+  ui.joinButton.disabled = true;
+  ui.introStatus.replaceChildren(el('p', { class: 'loading', text: t('join.starting') }));
+  try {
+    if (!navigator.mediaDevices?.getUserMedia) throw Object.assign(new Error('no mediaDevices'), { name: 'NotFoundError' });
+    state.stream = await cameraStream(state.facing, true);
+  } catch (error) {
+    renderIntro(mediaProblem(error));
+    return;
+  }
+  renderCall();
+  connectSignalling();
+}
+
+// ---------- the call view ----------
+
+function controlButton(name, label, onclick, extra = '') {
+  return el('button', { class: `call-button ${extra}`, type: 'button', onclick, 'aria-label': label, title: label },
+    icon(name), el('span', { class: 'call-button-label', text: label }));
+}
+
+function renderCall() {
+  document.title = t('join.title');
+  ui.video = el('video', { class: 'preview', autoplay: true, muted: true, playsinline: true, 'aria-label': t('join.preview') });
+  ui.video.muted = true;
+  ui.video.srcObject = state.stream;
+  ui.video.addEventListener('loadedmetadata', placeCursor);
+  ui.remoteAudio = el('audio', { autoplay: true, class: 'remote-audio' });
+  ui.cursor = el('div', { class: 'remote-cursor', hidden: true, role: 'img', 'aria-label': t('join.pointer', { name: '' }) },
+    el('span', { class: 'remote-cursor-dot' }), el('span', { class: 'remote-cursor-name' }));
+  ui.recording = el('p', { class: 'recording-indicator', hidden: true, role: 'status' },
+    el('span', { class: 'recording-dot', 'aria-hidden': 'true' }), t('join.recording'));
+  ui.status = el('p', { class: 'call-status', role: 'status', text: t('join.connecting') });
+  ui.stage = el('div', { class: 'stage' }, ui.video, ui.cursor, el('div', { class: 'stage-top' }, ui.status, ui.recording));
+
+  ui.mute = controlButton('mic', t('join.mute'), toggleMute);
+  ui.mute.setAttribute('aria-pressed', 'false');
+  ui.chatButton = controlButton('chat', t('join.chat'), toggleChat);
+  ui.chatButton.setAttribute('aria-expanded', 'false');
+  ui.chatButton.setAttribute('aria-controls', 'chat-panel');
+  ui.chatBadge = el('span', { class: 'chat-badge', hidden: true, 'aria-hidden': 'true' });
+  ui.chatButton.append(ui.chatBadge);
+  ui.switchButton = controlButton('flip', t('join.switch_camera'), () => switchCamera());
+  const controls = el('div', { class: 'call-controls' },
+    ui.switchButton, ui.mute, ui.chatButton,
+    controlButton('hangup', t('join.end_call'), endCall, 'call-button-danger'));
+
+  ui.chatList = el('ol', { class: 'chat-list', 'aria-live': 'polite' });
+  ui.chatEmpty = el('p', { class: 'muted chat-empty', text: t('join.chat_empty') });
+  ui.chatInput = el('input', { id: 'chat-input', type: 'text', placeholder: t('join.chat_message'), maxlength: '1000', autocomplete: 'off', required: true });
+  ui.chatError = el('p', { class: 'chat-error', role: 'alert' });
+  const form = el('form', { class: 'chat-form', onsubmit: sendChat },
+    el('label', { class: 'visually-hidden', for: 'chat-input', text: t('join.chat_message') }),
+    ui.chatInput,
+    el('button', { class: 'button button-primary', type: 'submit', 'aria-label': t('join.send') }, icon('send')));
+  ui.chat = el('section', { class: 'chat-panel', id: 'chat-panel', hidden: true, 'aria-labelledby': 'chat-title' },
+    el('div', { class: 'chat-head' }, el('h2', { id: 'chat-title', text: t('join.chat') }),
+      el('button', { class: 'button button-small', type: 'button', onclick: toggleChat, 'aria-label': t('join.close_chat') },
+        icon('close'))),
+    ui.chatEmpty, ui.chatList, ui.chatError, form);
+
+  ui.dialog = el('dialog', { class: 'dialog dialog-small', 'aria-labelledby': 'switch-title' });
+  show(el('div', { class: 'call' }, ui.stage, controls, ui.chat, ui.remoteAudio, ui.dialog));
+  main.classList.add('page-call');
+  window.addEventListener('resize', placeCursor);
+}
+
+function setStatus(key) {
+  if (ui.status) {
+    ui.status.textContent = t(key);
+    ui.status.classList.toggle('call-status-live', key === 'join.connected');
+  }
+}
+
+// ---------- signalling and media ----------
+
+function ack(event, payload) {
+  const socket = state.socket.timeout(ACK_TIMEOUT_MS);
+  return payload === undefined ? socket.emitWithAck(event) : socket.emitWithAck(event, payload);
+}
+
+function connectSignalling() {
+  // eslint-disable-next-line no-undef
+  const socket = io('/call', { auth: { token }, transports: ['websocket'] });
+  state.socket = socket;
+  socket.on('connect', onConnect);
+  socket.on('connect_error', (error) => {
+    const code = error?.data?.code;
+    if (code === 'invite_closed') finish('closed');
+    else if (code === 'not_found') finish('unknown');
+    else setStatus('join.connecting');
+  });
+  socket.on('disconnect', () => { if (!state.ended) setStatus('join.connecting'); });
+  socket.on('chat', addMessage);
+  socket.on('cursor', onCursor);
+  socket.on('recording', (data) => { ui.recording.hidden = !data?.active; });
+  socket.on('camera_switch_requested', askSwitch);
+  socket.on('camera_switch_result', (data) => {
+    if (state.pendingRequest === data?.request_id && data?.result === 'expired') closeDialog();
+  });
+  socket.on('call_ended', () => finish('ended'));
+}
+
+async function onConnect() {
+  try {
+    const joined = await ack('join');
+    if (!joined.ok) throw new Error(joined.error?.code ?? 'join refused');
+    ui.chatList.replaceChildren();
+    for (const message of joined.chat ?? []) addMessage(message);
+    ui.recording.hidden = !joined.recording?.active && joined.recording !== true;
+    await negotiate();
+    if (state.muted) await ack('mute', { muted: true });
+    if (state.facing !== 'environment') await ack('camera_facing', { facing: state.facing });
+    setStatus('join.connected');
+  } catch (error) {
+    if (state.ended) return;
+    console.info('join failed', error);
+    setStatus('join.connect_failed');
+  }
+}
+
+async function iceServers() {
+  const resp = await api('/ice-servers');
+  if (resp.status === 410) { finish('closed'); throw new Error('closed'); }
+  if (!resp.ok) throw new Error(`ice-servers: HTTP ${resp.status}`);
+  return (await resp.json()).ice_servers ?? [];
+}
+
+function gatheringComplete(pc) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState !== 'complete') return;
+      pc.removeEventListener('icegatheringstatechange', done);
+      resolve();
+    };
+    pc.addEventListener('icegatheringstatechange', done);
+    window.setTimeout(resolve, GATHER_TIMEOUT_MS); // send what was gathered rather than never
+  });
+}
+
+async function negotiate() {
+  state.pc?.close();
+  const pc = new RTCPeerConnection({ iceServers: await iceServers() });
+  state.pc = pc;
+  const [video] = state.stream.getVideoTracks();
+  const [audio] = state.stream.getAudioTracks();
+  state.videoSender = pc.addTransceiver(video, { direction: 'sendonly', streams: [state.stream] }).sender;
+  if (audio) pc.addTransceiver(audio, { direction: 'sendrecv', streams: [state.stream] });
+  else pc.addTransceiver('audio', { direction: 'recvonly' });
+  pc.addEventListener('track', (event) => {
+    if (event.track.kind !== 'audio') return;
+    ui.remoteAudio.srcObject = event.streams[0] ?? new MediaStream([event.track]);
+    ui.remoteAudio.play().catch(() => {});
+  });
+  pc.addEventListener('connectionstatechange', () => {
+    if (pc.connectionState === 'failed' && state.pc === pc && !state.ended) setStatus('join.connect_failed');
+  });
+  await pc.setLocalDescription(await pc.createOffer());
+  await gatheringComplete(pc);
+  const reply = await ack('rtc_offer', { type: 'offer', sdp: pc.localDescription.sdp });
+  if (!reply.ok) throw new Error(reply.error?.code ?? 'offer refused');
+  await pc.setRemoteDescription(reply.answer);
+}
+
+// ---------- controls ----------
+
+async function switchCamera() {
+  if (state.switching || !state.stream) return false;
+  state.switching = true;
+  ui.switchButton.disabled = true;
+  const facing = state.facing === 'environment' ? 'user' : 'environment';
+  const [old] = state.stream.getVideoTracks();
+  try {
+    old?.stop(); // phones often cannot open both cameras at once
+    const fresh = (await cameraStream(facing, false)).getVideoTracks()[0];
+    if (old) state.stream.removeTrack(old);
+    state.stream.addTrack(fresh);
+    if (state.videoSender) await state.videoSender.replaceTrack(fresh);
+    ui.video.srcObject = state.stream;
+    state.facing = facing;
+    ui.stage.dataset.facing = facing;
+    if (state.socket?.connected) await ack('camera_facing', { facing });
+    return true;
+  } catch (error) {
+    console.info('camera switch failed', error);
+    return false;
+  } finally {
+    state.switching = false;
+    ui.switchButton.disabled = false;
+  }
+}
+
+async function toggleMute() {
+  state.muted = !state.muted;
+  for (const track of state.stream?.getAudioTracks() ?? []) track.enabled = !state.muted;
+  const label = t(state.muted ? 'join.unmute' : 'join.mute');
+  ui.mute.setAttribute('aria-label', label);
+  ui.mute.title = label;
+  ui.mute.querySelector('.call-button-label').textContent = label;
+  ui.mute.setAttribute('aria-pressed', String(state.muted));
+  ui.mute.classList.toggle('call-button-on', state.muted);
+  ui.mute.replaceChild(icon(state.muted ? 'mic-off' : 'mic'), ui.mute.querySelector('svg'));
+  if (state.socket?.connected) {
+    try { await ack('mute', { muted: state.muted }); } catch { /* presence catches up on reconnect */ }
+  }
+}
+
+function toggleChat() {
+  const open = ui.chat.hidden;
+  ui.chat.hidden = !open;
+  ui.chatButton.setAttribute('aria-expanded', String(open));
+  if (open) {
+    ui.chatBadge.hidden = true;
+    ui.chatBadge.textContent = '';
+    ui.chatInput.focus();
+    ui.chatList.lastElementChild?.scrollIntoView({ block: 'end' });
+  } else {
+    ui.chatButton.focus();
+  }
+}
+
+function addMessage(message) {
+  if (!message || typeof message.text !== 'string') return;
+  const mine = message.from?.role === 'claimant';
+  const who = mine ? t('join.you') : (message.from?.name || t('join.inspector_fallback'));
+  ui.chatList.append(el('li', { class: `chat-message ${mine ? 'chat-mine' : 'chat-theirs'}` },
+    el('span', { class: 'chat-from', text: who }), el('p', { class: 'chat-text', text: message.text })));
+  ui.chatEmpty.hidden = true;
+  ui.chatList.lastElementChild.scrollIntoView({ block: 'end' });
+  if (!mine && ui.chat.hidden) {
+    ui.chatBadge.hidden = false;
+    ui.chatBadge.textContent = String(Number(ui.chatBadge.textContent || 0) + 1);
+  }
+}
+
+async function sendChat(event) {
+  event.preventDefault();
+  const text = ui.chatInput.value.trim();
+  if (!text) return;
+  ui.chatError.textContent = '';
+  try {
+    const reply = await ack('chat', { text });
+    if (!reply.ok) throw new Error(reply.error?.code);
+    ui.chatInput.value = '';
+    addMessage(reply.message);
+  } catch {
+    ui.chatError.textContent = t('join.chat_failed');
+  }
+}
+
+async function endCall() {
+  state.ended = true;
+  try { await ack('end_call'); } catch { /* the view ends anyway */ }
+  finish('ended');
+}
+
+// ---------- what the inspector does ----------
+
+/** The rectangle the video picture occupies inside the element (object-fit: contain). */
+function pictureRect() {
+  const box = ui.video.getBoundingClientRect();
+  const stage = ui.stage.getBoundingClientRect();
+  const vw = ui.video.videoWidth || 4;
+  const vh = ui.video.videoHeight || 3;
+  const scale = Math.min(box.width / vw, box.height / vh);
+  const w = vw * scale;
+  const h = vh * scale;
+  return { left: box.left - stage.left + (box.width - w) / 2, top: box.top - stage.top + (box.height - h) / 2, w, h };
+}
+
+function placeCursor() {
+  if (!ui.cursor || ui.cursor.hidden) return;
+  const { x, y } = ui.cursor.dataset;
+  const r = pictureRect();
+  ui.cursor.style.transform = `translate(${r.left + Number(x) * r.w}px, ${r.top + Number(y) * r.h}px)`;
+}
+
+function onCursor(data) {
+  if (!data) return;
+  const name = data.name || t('join.inspector_fallback');
+  ui.cursor.querySelector('.remote-cursor-name').textContent = name;
+  ui.cursor.setAttribute('aria-label', t('join.pointer', { name }));
+  if (data.action === 'hide') {
+    ui.cursor.hidden = true;
+    return;
+  }
+  // "show" carries no position: the pointer appears with the first "move" (or at its last spot).
+  if (data.action === 'move') {
+    const x = Number(data.x);
+    const y = Number(data.y);
+    if (!Number.isFinite(x) || !Number.isFinite(y)) return;
+    ui.cursor.dataset.x = String(Math.min(1, Math.max(0, x)));
+    ui.cursor.dataset.y = String(Math.min(1, Math.max(0, y)));
+  }
+  if (ui.cursor.dataset.x === undefined) return;
+  ui.cursor.hidden = false;
+  placeCursor();
+}
+
+function closeDialog() {
+  state.pendingRequest = null;
+  window.clearTimeout(ui.dialogTimer);
+  if (ui.dialog.open) ui.dialog.close();
+}
+
+function askSwitch(data) {
+  if (!data?.request_id) return;
+  state.pendingRequest = data.request_id;
+  const answer = async (allow) => {
+    const requestId = state.pendingRequest;
+    closeDialog();
+    if (!requestId) return;
+    try {
+      const reply = await ack('camera_switch_answer', { request_id: requestId, allow });
+      if (allow && reply.ok) await switchCamera();
+    } catch (error) {
+      console.info('camera switch answer failed', error);
+    }
+  };
+  const allow = el('button', { class: 'button button-primary', type: 'button', onclick: () => answer(true) }, t('join.allow'));
+  ui.dialog.replaceChildren(el('div', { class: 'dialog-form' },
+    el('h2', { id: 'switch-title', text: t('join.switch_title') }),
+    el('p', { class: 'dialog-lead', text: t('join.switch_body', { name: data.by || t('join.inspector_fallback') }) }),
+    el('div', { class: 'dialog-actions' },
+      el('button', { class: 'button', type: 'button', onclick: () => answer(false) }, t('join.decline')), allow)));
+  ui.dialog.addEventListener('cancel', (event) => { event.preventDefault(); }, { once: true });
+  if (!ui.dialog.open) ui.dialog.showModal();
+  allow.focus();
+  window.clearTimeout(ui.dialogTimer);
+  ui.dialogTimer = window.setTimeout(closeDialog, Math.max(1, Number(data.expires_in_s) || 30) * 1000);
+}
+
+// ---------- the end ----------
+
+function finish(kind) {
+  state.ended = true;
+  if (state.finished) return;
+  state.finished = true;
+  window.removeEventListener('resize', placeCursor);
+  closeDialogQuietly();
+  for (const track of state.stream?.getTracks() ?? []) track.stop();
+  state.pc?.close();
+  state.pc = null;
+  state.socket?.off();
+  state.socket?.disconnect();
+  main.classList.remove('page-call');
+  if (kind === 'closed') messagePage('closed', 'join.closed_title', 'join.closed_body');
+  else if (kind === 'unknown') messagePage('closed', 'join.unknown_title', 'join.unknown_body');
+  else messagePage('ended', 'join.ended_title', 'join.ended_body');
+}
+
+function closeDialogQuietly() {
+  if (ui.dialog) closeDialog();
+}
+
+boot().catch((error) => {
+  console.error(error);
+  show(notice('error', el('p', { text: t('join.load_failed') })));
+});
