@@ -18,6 +18,7 @@ from rooms.changes import Change, ChangeFeed
 from rooms.invites import InviteService
 from rooms.models import Invite
 from rooms.staff_auth import JwtVerifier
+from rooms.stopping import StopSignal, finish
 from signalling import events as ev
 from signalling.call_namespace import CallLimits, CallNamespace, person
 from signalling.call_namespace import room_of as call_room
@@ -70,6 +71,8 @@ class Hub:
         self._engine = engine
         self._calls = calls
         self.tasks = TaskSet()
+        self._stop = StopSignal()
+        self._heartbeat: asyncio.Task[None] | None = None
         self.manager = WatchedRedisManager(config.redis_url) if config.redis_url else None
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
@@ -93,13 +96,13 @@ class Hub:
 
     async def start(self) -> None:
         await self._calls.heartbeat()
-        self.tasks.spawn(self._keep_alive(), name="node-heartbeat")
+        self._heartbeat = asyncio.create_task(self._keep_alive(), name="node-heartbeat")
         if self.manager is not None:
             self.tasks.spawn(self.manager.watch(self._config.health_interval_s), name="redis-manager-watch")
 
     async def _keep_alive(self) -> None:
         """Heartbeat, and let go of the participants of nodes that stopped beating (crashed)."""
-        while True:
+        while not self._stop.stopped:
             try:
                 await self._calls.heartbeat()
                 for _, invite, present in await self._calls.remove_dead_nodes(self._config.node_dead_after_s):
@@ -108,9 +111,12 @@ class Hub:
                     )
             except Exception:
                 log.exception("node heartbeat failed")
-            await asyncio.sleep(self._config.heartbeat_s)
+            await self._stop.sleep(self._config.heartbeat_s)
 
     async def stop(self) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            await finish([self._heartbeat])  # between two beats, never inside one
         await self.tasks.close()
         await self.sio.shutdown()  # each socket leaves its call on the way out
         await self._calls.forget_node()

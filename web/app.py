@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -40,6 +39,7 @@ from rooms.invites import InviteService
 from rooms.migrations import migrate
 from rooms.models import Method
 from rooms.staff_auth import JwtVerifier
+from rooms.stopping import StopSignal, finish
 from signalling.call_namespace import CallLimits
 from signalling.hub import Hub, HubConfig
 from signalling.media_port import MediaPort
@@ -174,25 +174,27 @@ def _channels(s: Settings, engine: AsyncEngine) -> tuple[Channels, list[SmsGatew
     return Channels({Method.EMAIL: email, Method.SMS: sms}), owned
 
 
-async def _sweep_expired(service: InviteService, every_s: float) -> None:
-    while True:
+async def _sweep_expired(service: InviteService, every_s: float, stop: StopSignal) -> None:
+    while not stop.stopped:
         try:
             closed = await service.expire_due()
             if closed:
                 log.info("closed %d expired invites", len(closed))
         except Exception:
             log.exception("expiry sweep failed")
-        await asyncio.sleep(every_s)
+        await stop.sleep(every_s)
 
 
 def _background(gateways: list[SmsGatewayChannel]) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         # Recordings a crash left unfinished are filed before any call comes in (recorder/spool.py).
         await recover_recordings(Path(app[settings_key].recordings_dir), app[filer_key])
+        sweeper_stop = StopSignal()
         tasks = [
             asyncio.create_task(app[delivery_key].run(), name="delivery-worker"),
             asyncio.create_task(
-                _sweep_expired(app[invites_key], app[settings_key].expiry_sweep_s), name="expiry-sweeper"
+                _sweep_expired(app[invites_key], app[settings_key].expiry_sweep_s, sweeper_stop),
+                name="expiry-sweeper",
             ),
         ]
         await app[hub_key].start()
@@ -200,11 +202,9 @@ def _background(gateways: list[SmsGatewayChannel]) -> Callable[[web.Application]
         # The hub first: disconnecting its clients still writes their leaving to the database.
         await app[hub_key].stop()
         await app[media_plane_key].close()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        app[delivery_key].stop()
+        sweeper_stop.set()
+        await finish(tasks)
         for gateway in gateways:
             await gateway.close()
 

@@ -19,6 +19,7 @@ from rooms.delivery.channels import Channel
 from rooms.delivery.messages import OutgoingMessage
 from rooms.errors import DeliveryError
 from rooms.models import Actor, Invite, InviteStatus
+from rooms.stopping import StopSignal
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,18 @@ class DeliveryWorker:
         self._policy = policy
         self._on_outcome = on_outcome
         self._wake = asyncio.Event()
+        self._stop = StopSignal()
 
     def wake(self) -> None:
         self._wake.set()
 
+    def stop(self) -> None:
+        """Finish the pass in progress, then end `run`."""
+        self._stop.set()
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stop.stopped:
             try:
                 await self.drain_once()
                 timeout = await self._seconds_to_next()

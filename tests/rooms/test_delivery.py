@@ -513,3 +513,17 @@ async def test_resent_invite_delivers_the_same_link_again(world: World) -> None:
     assert [d.purpose for d in await world.deliveries(invite.id)] == ["invite", "resend"]
     assert (await world.stored(invite.id)).status is InviteStatus.INVITED
 
+
+
+async def test_stopped_worker_ends_between_passes_without_being_cancelled(world: World) -> None:
+    await world.invite()
+    worker = world.worker()
+    task = asyncio.create_task(worker.run())
+    for _ in range(100):
+        if world.gateway.received:
+            break
+        await asyncio.sleep(0.02)
+    worker.stop()
+    await asyncio.wait_for(task, 5)
+    assert not task.cancelled() and task.exception() is None
+    assert len(world.gateway.received) == 1
