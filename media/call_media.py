@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
-from media.fanout import ForwardTrack, KeyframeRequester, Publisher
+from media.fanout import ForwardTrack, KeyframeRequester, Publisher, pump
 from media.mixer import VoiceMixer
 from media.sdp import BadSdp, check_offer, media_ssrc, offered_codecs
 
@@ -129,7 +129,8 @@ class CallMedia:
                 if track.kind != "audio":
                     return
                 self.mixer.add(peer.sid)
-                peer.pumps.append(asyncio.get_running_loop().create_task(self._pump_voice(peer.sid, track)))
+                voice = functools.partial(self.mixer.push, peer.sid)
+                peer.pumps.append(asyncio.get_running_loop().create_task(pump(track, voice)))
 
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             for transceiver in pc.getTransceivers():
@@ -149,16 +150,6 @@ class CallMedia:
         # A downstream keyframe request (PLI/FIR from the browser) goes upstream, rate-limited.
         sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
         peer.forwards.append((publisher, track))
-
-    async def _pump_voice(self, sid: str, track: MediaStreamTrack) -> None:
-
-        while True:
-            try:
-                packet = await track.recv()
-            except MediaStreamError:
-                return
-            if isinstance(packet, av.Packet):
-                self.mixer.push(sid, packet)
 
     async def drop(self, sid: str) -> None:
         async with self._lock:

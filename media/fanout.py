@@ -87,6 +87,17 @@ class ForwardTrack(MediaStreamTrack):
         return packet
 
 
+async def pump(source: MediaStreamTrack, deliver: Callable[[av.Packet[Any]], None]) -> None:
+    """Hand every packet of a received track to `deliver` until the track ends."""
+    while True:
+        try:
+            packet = await source.recv()
+        except MediaStreamError:
+            return
+        if isinstance(packet, av.Packet):  # always, with the passthrough tap installed
+            deliver(packet)
+
+
 class Publisher:
     """One received track, read once, offered to every subscriber."""
 
@@ -134,13 +145,7 @@ class Publisher:
 
     async def pump(self, source: MediaStreamTrack) -> None:
         """Read the received track until it ends; run as a task owned by the call."""
-        while True:
-            try:
-                packet = await source.recv()
-            except MediaStreamError:
-                return
-            if isinstance(packet, av.Packet):  # always, with the passthrough tap installed
-                self.publish(packet)
+        await pump(source, self.publish)
 
     def close(self) -> None:
         for track in list(self._subscribers):

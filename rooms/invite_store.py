@@ -154,10 +154,13 @@ async def record_resend(conn: AsyncConnection, invite_id: str, expires_at: datet
     return await get(conn, invite_id)
 
 
-async def due_for_expiry(conn: AsyncConnection, now: datetime, limit: int = 500) -> Sequence[str]:
-    rows = await conn.execute(
-        sa.select(t.invites.c.id)
-        .where(t.invites.c.status != str(InviteStatus.CLOSED), t.invites.c.expires_at <= now)
-        .limit(limit)
+async def due_for_expiry(
+    conn: AsyncConnection, now: datetime, limit: int = 500, case_id: str | None = None
+) -> Sequence[str]:
+    query = sa.select(t.invites.c.id).where(
+        t.invites.c.status != str(InviteStatus.CLOSED), t.invites.c.expires_at <= now
     )
+    if case_id is not None:
+        query = query.where(t.invites.c.case_id == case_id)
+    rows = await conn.execute(query.limit(limit))
     return [r[0] for r in rows]

@@ -176,10 +176,10 @@ class InviteService:
             return True
         return False
 
-    async def expire_due(self) -> list[str]:
-        """Close every invite whose link lifetime has run out; returns their ids."""
+    async def expire_due(self, case_id: str | None = None) -> list[str]:
+        """Close every invite (of one case, if given) whose link lifetime has run out; returns their ids."""
         async with self._engine.connect() as conn:
-            due = await invite_store.due_for_expiry(conn, self._clock())
+            due = await invite_store.due_for_expiry(conn, self._clock(), case_id=case_id)
         closed: list[str] = []
         for invite_id in due:
             async with self._engine.begin() as conn:
@@ -192,7 +192,7 @@ class InviteService:
         return closed
 
     async def list_for_case(self, case_id: str, user_id: str) -> tuple[CaseView, list[Invite]]:
-        await self.expire_due()
+        await self.expire_due(case_id)  # other cases are the sweeper's
         async with self._engine.connect() as conn:
             view = await view_case(conn, case_id, user_id)
             return view, await invite_store.list_for_case(conn, case_id)
