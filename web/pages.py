@@ -194,7 +194,27 @@ async def join(request: web.Request) -> web.StreamResponse:
         main,
         scripts=("/static/vendor/socket.io.min.js",),
         modules=("/static/js/join.js",),
-        body_attrs=' data-page="join" class="join-body"',
+        body_attrs=' data-page="join" class="fill-body"',
+    )
+    return _html(request, document)
+
+
+async def call_tab(request: web.Request) -> web.StreamResponse:
+    """The inspector's call tab: a shell; the script reads the staff token and the invite from the API."""
+    lang = _language(request)
+    t = i18n.translate
+    invite_id = request.match_info["invite_id"]
+    main = (
+        f'<p class="loading" id="boot-status" role="status">{escape(t(lang, "common.loading"))}</p>'
+        f'<noscript><p class="notice notice-error">{escape(t(lang, "common.needs_javascript"))}</p></noscript>'
+    )
+    document = _document(
+        lang,
+        t(lang, "call.title"),
+        main,
+        scripts=("/static/vendor/socket.io.min.js",),
+        modules=("/static/js/call.js",),
+        body_attrs=f' data-page="call" data-invite-id="{escape(invite_id)}" class="fill-body"',
     )
     return _html(request, document)
 
@@ -212,6 +232,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/cases/{case_id}/calls", calls)
     app.router.add_get("/join/{token}", join)
+    app.router.add_get("/calls/{invite_id}", call_tab)
     # The vendored client first: the static resource below would otherwise claim its path.
     app.router.add_get("/static/vendor/socket.io.min.js", socket_io_client)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)

@@ -8,6 +8,7 @@ at desktop size and at 390x844.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +20,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, ViewportSize, async_playwright
 
 from tests.conftest import MakeApi
+from tests.e2e.pages import write_camera_file
 from tests.support.binaries import find_binary
 from tests.support.world import Api
 
@@ -89,28 +91,59 @@ async def app(make_api: MakeApi) -> Api:
 @pytest.fixture
 async def open_tab(browser: Browser, app: Api) -> AsyncIterator[OpenTab]:
     """open_tab(path, user=None, locale="en-GB", api=app): a fresh context; `user` signs in via #token=."""
+    async with tab_factory(browser, app) as open_:
+        yield open_
+
+
+@pytest.fixture(scope="session")
+def camera_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fake camera's picture: red left half, blue right half (see tests/e2e/pages.py)."""
+    return write_camera_file(tmp_path_factory.mktemp("camera") / "camera.y4m")
+
+
+@pytest.fixture(scope="session")
+async def camera_browser(camera_file: Path) -> AsyncIterator[Browser]:
+    """A browser whose fake camera films `camera_file`, so captures can be checked by colour."""
+    executable = find_binary("chromium")
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=executable, headless=True,
+                                    args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera_file}"])
+        yield b
+        await b.close()
+
+
+@contextlib.asynccontextmanager
+async def tab_factory(browser: Browser, app: Api) -> AsyncIterator[OpenTab]:
+    """Opens tabs in fresh contexts; on exit closes them and fails on any unexpected console error."""
     tabs: list[Tab] = []
 
     async def open_(path: str, *, user: str | None = None, locale: str = "en-GB", api: Api | None = None,
-                    token: str | None = None) -> Tab:
+                    token: str | None = None, viewport: ViewportSize = DESKTOP) -> Tab:
         target = api or app
         base = str(target.client.make_url("/")).rstrip("/")
-        context = await browser.new_context(viewport=DESKTOP, locale=locale)
+        context = await browser.new_context(viewport=viewport, locale=locale)
         page = await context.new_page()
-        tab = Tab(page, context, base)
-        page.on("console", lambda m: _console(tab, m))
-        page.on("pageerror", lambda e: tab.errors.append(f"pageerror: {e}"))
+        tab = watch(Tab(page, context, base))
         tabs.append(tab)
         if user is not None:
             token = target.token(user)
         await page.goto(base + path + (f"#token={token}" if token else ""))
         return tab
 
-    yield open_
-    for tab in tabs:
-        await tab.context.close()
+    try:
+        yield open_
+    finally:
+        for tab in tabs:
+            await tab.context.close()
     errors = [e for tab in tabs for e in tab.errors]
     assert not errors, errors
+
+
+def watch(tab: Tab) -> Tab:
+    """Collect the page's console errors and warnings into `tab.errors`."""
+    tab.page.on("console", lambda m: _console(tab, m))
+    tab.page.on("pageerror", lambda e: tab.errors.append(f"pageerror: {e}"))
+    return tab
 
 
 def _console(tab: Tab, message: ConsoleMessage) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 from typing import Any
 
 import av
@@ -42,6 +43,41 @@ def webm(seconds: float = 1.0, colour: tuple[int, int, int] = (30, 90, 200)) -> 
         for packet in stream.encode():
             container.mux(packet)
     return out.getvalue()
+
+
+CAMERA_LEFT = (220, 30, 30)
+CAMERA_RIGHT = (30, 60, 220)
+
+
+def write_camera_file(path: Path, width: int = 640, height: int = 480, frames: int = 30) -> Path:
+    """A y4m clip for Chromium's --use-file-for-fake-video-capture: red left half, blue right half."""
+    picture = np.empty((height, width, 3), dtype=np.uint8)
+    picture[:, : width // 2] = CAMERA_LEFT
+    picture[:, width // 2 :] = CAMERA_RIGHT
+    with av.open(str(path), "w", format="yuv4mpegpipe") as container:
+        stream: Any = container.add_stream("rawvideo", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+        for i in range(frames):
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def halves(jpeg_bytes: bytes) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean RGB of the left and right quarters' middles of a picture (away from the seam)."""
+    image = np.asarray(Image.open(io.BytesIO(jpeg_bytes)).convert("RGB"), dtype=np.float64)
+    h, w, _ = image.shape
+    left = image[h // 4 : 3 * h // 4, w // 8 : 3 * w // 8].reshape(-1, 3).mean(axis=0)
+    right = image[h // 4 : 3 * h // 4, 5 * w // 8 : 7 * w // 8].reshape(-1, 3).mean(axis=0)
+    return tuple(float(v) for v in left), tuple(float(v) for v in right)
+
+
+def near(colour: tuple[float, ...], expected: tuple[int, int, int], tolerance: float = 40.0) -> bool:
+    return all(abs(c - e) <= tolerance for c, e in zip(colour, expected, strict=True))
 
 
 async def file_picture(api: Api, invite_id: str, colour: tuple[int, int, int] = (200, 40, 40)) -> MediaItem:

@@ -88,6 +88,9 @@ async def test_inspector_invites_and_follows_the_call_live(open_tab: OpenTab, ap
             await join.click()
         call_tab = await opened.value
         assert call_tab.url.endswith(f"/calls/{invite_id}")
+        # Closed only once loaded: aiohttp leaks a static file whose request is cut mid-open.
+        await expect(call_tab.get_by_role("heading", name="Call with Paula Policyholder")).to_be_visible()
+        await expect(call_tab.locator(".call-status")).to_have_text("In the call", timeout=20_000)
         await call_tab.close()
     finally:
         await claimant.close()

@@ -15,7 +15,7 @@ from web import i18n
 from web.pages import STATIC_DIR, content_security_policy
 from web.settings import Settings
 
-PAGE_PATHS = ["/", "/dev/outbox", "/dev/login", "/cases/demo-case/calls"]
+PAGE_PATHS = ["/", "/dev/outbox", "/dev/login", "/cases/demo-case/calls", "/calls/inv-1", "/join/some-token"]
 JS_DIR = STATIC_DIR / "js"
 MARKUP_SINKS = re.compile(r"\.(innerHTML|outerHTML|insertAdjacentHTML)\b|document\.write|\beval\(|new Function")
 PLACEHOLDER = re.compile(r"{(\w+)}")
@@ -77,6 +77,15 @@ async def test_calls_shell_reflects_the_case_id_escaped_and_refuses_odd_ids(api:
     assert b"/static/js/calls.js" in reply.body and b"/static/vendor/socket.io.min.js" in reply.body
     for odd in ("%3Cb%3E", "a%22b", "x" * 80):
         assert (await api.request("GET", f"/cases/{odd}/calls")).status == 404
+
+
+async def test_call_tab_shell_names_its_invite_and_refuses_odd_ids(api: Api) -> None:
+    reply = await api.request("GET", "/calls/inv-123")
+    assert reply.status == 200 and b'data-invite-id="inv-123"' in reply.body
+    assert b"/static/js/call.js" in reply.body and b"/static/vendor/socket.io.min.js" in reply.body
+    assert reply.headers["Cache-Control"] == "no-store"
+    for odd in ("%3Cb%3E", "a%22b", "x" * 80):
+        assert (await api.request("GET", f"/calls/{odd}")).status == 404
 
 
 async def test_demo_login_lists_the_users_and_hands_over_working_tokens(make_api: MakeApi) -> None:
@@ -165,6 +174,9 @@ def test_every_key_the_pages_use_is_in_the_catalogue() -> None:
         "{}.empty": ["pictures", "videos"],
         "event.actor_{}": ["user", "claimant"],
         "facing.{}": ["user", "environment"],
+        "call.facing.{}": ["user", "environment"],
+        "call.status.{}": ["connecting", "live", "waiting", "reconnecting", "failed"],
+        "call.switch.{}": ["pending", "accepted", "declined", "expired", "failed"],
     }
     missing = [f.format(v) for f, values in families.items() for v in values if f.format(v) not in en]
     assert not missing, missing
