@@ -89,6 +89,11 @@ class CallService:
         self._node_id = node_id
         self._feed = feed
 
+    @property
+    def node_id(self) -> str:
+        """This process's id among the nodes (presence rows and media ownership name it)."""
+        return self._node_id
+
     async def join(self, p: Participant) -> tuple[Invite, list[Participant]]:
         """Add a participant; the first claimant in starts the call (INVITED/ACTIVE -> IN_CALL)."""
         now = self._clock()

@@ -43,6 +43,7 @@ from rooms.stopping import StopSignal, finish
 from signalling.call_namespace import CallLimits
 from signalling.hub import Hub, HubConfig
 from signalling.media_port import MediaPort
+from signalling.media_router import RoutedMedia
 from web import demo, pages
 from web.api import dev_api, directory_api, health_api, ice_api, invites_api, media_api, openapi
 from web.api.endpoint import Endpoint
@@ -211,6 +212,17 @@ def _background(gateways: list[SmsGatewayChannel]) -> Callable[[web.Application]
     return ctx
 
 
+def _media_router(router: RoutedMedia) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Up before the hub takes sockets; down after the hub and the media plane have stopped."""
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        await router.start()
+        yield
+        await router.close()
+
+    return ctx
+
+
 def _manifest_keeper(filer: CaptureFiler) -> Callable[[Change], Awaitable[None]]:
     """Keeps each invite's manifest.json current: rewritten after every change of the invite."""
 
@@ -260,7 +272,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, media: MediaPort |
         on_outcome=lambda outcome: metrics.deliveries.labels(outcome).inc(),
     )
     worker_ref.append(worker)
-    calls = CallService(engine, clock, uuid.uuid4().hex, feed)
+    node_id = uuid.uuid4().hex
+    calls = CallService(engine, clock, node_id, feed)
     hub_config = HubConfig(
         redis_url=settings.redis_url,
         limits=CallLimits(camera_switch_ttl_s=settings.camera_switch_timeout_s),
@@ -271,6 +284,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, media: MediaPort |
     ice = settings.ice()
     plane = MediaPlane(ice)
     media = media or MediaService(plane, filer, Path(settings.recordings_dir))
+    router: RoutedMedia | None = None
+    if settings.redis_url:
+        # Several nodes: each call's media runs on one owner node, whoever's socket asks.
+        router = RoutedMedia(media, settings.redis_url, node_id, has_call=lambda i: plane.call(i) is not None)
+        media = router
     hub = Hub(hub_config, engine, invites, calls, verifier, media, feed)
 
     app[settings_key] = settings
@@ -288,7 +306,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, media: MediaPort |
     app[calls_key] = calls
     app[hub_key] = hub
     app[ice_key] = ice
-    app.cleanup_ctx.extend([_host_addresses, _storage, _database, _background(gateways)])
+    app.cleanup_ctx.extend([_host_addresses, _storage, _database])
+    if router is not None:
+        app.cleanup_ctx.append(_media_router(router))
+    app.cleanup_ctx.append(_background(gateways))
     hub.attach(app)
 
     eps = endpoints(settings)

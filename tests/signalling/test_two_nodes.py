@@ -21,14 +21,18 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 import socketio
 from aiohttp.test_utils import TestServer
 
+from media.ice import install_host_addresses
 from signalling import events as ev
+from signalling.media_router import owner_key
 from tests.conftest import test_settings as app_settings
 from tests.support.ports import free_port
 from tests.support.postgres import create_database
 from tests.support.redis_server import RedisServer, redis_server
+from tests.support.rtc_bots import claimant_bot, inspector_bot
 from tests.support.sio_peer import Peer
 from web import demo
 from web.app import create_app
@@ -160,6 +164,7 @@ def start_node(name: str, base: Path, database_url: str, redis_url: str) -> Node
         CLAIMCAM_PORT=str(port),
         CLAIMCAM_REDIS_HEALTH_INTERVAL_S="0.5",
         CLAIMCAM_DEMO="true",
+        CLAIMCAM_ICE_HOST_ADDRESSES="127.0.0.1",
     )
     log_path = base / f"node-{name}.log"
     with open(log_path, "wb") as log:  # the child keeps its own descriptor
@@ -196,6 +201,7 @@ class Cluster:
     redis: RedisServer
     http: aiohttp.ClientSession
     tokens: dict[str, str]  # demo user id -> bearer token
+    node_ids: dict[str, str]  # "a"/"b" -> the node id each reports on /readyz
 
 
 @dataclass
@@ -241,7 +247,9 @@ async def cluster(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> A
                 info = await get_json(http, f"{nodes[0].url}/dev/demo")
                 tokens = {u["id"]: u["token"] for u in info["users"]}
                 assert tokens.keys() >= {"u-inspector", "u-viewer"}
-                yield Cluster(nodes[0], nodes[1], redis, http, tokens)
+                node_ids = {n.name: (await get_json(http, f"{n.url}/readyz"))["node"] for n in nodes}
+                assert len(set(node_ids.values())) == 2
+                yield Cluster(nodes[0], nodes[1], redis, http, tokens, node_ids)
             finally:
                 for node in nodes:
                     stop_process(node.proc)
@@ -253,6 +261,81 @@ async def calls(cluster: Cluster) -> AsyncIterator[Calls]:
     yield view
     for peer in view.peers:
         await peer.close()
+
+
+# ---- media: one owner node per call ----
+
+
+@pytest.fixture
+def loopback_ice() -> Iterator[None]:
+    """The bots in this process gather candidates on 127.0.0.1 (aioice skips loopback by default)."""
+    install_host_addresses(("127.0.0.1",))
+    yield
+    install_host_addresses(())
+
+
+async def offer_over(peer: Peer, sdp: str) -> str:
+    ack = await peer.call(ev.RTC_OFFER, {"type": "offer", "sdp": sdp})
+    assert ack["ok"], ack
+    return str(ack["answer"]["sdp"])
+
+
+async def media_owner(cluster: Cluster, invite: Invite) -> str | None:
+    client = aioredis.Redis.from_url(cluster.redis.url, decode_responses=True)
+    try:
+        value = await client.get(owner_key(invite.id))
+        return None if value is None else str(value)
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("first", ["claimant", "inspector"])
+async def test_call_media_runs_on_the_node_that_negotiated_first(
+    calls: Calls, loopback_ice: None, first: str
+) -> None:
+    """Claimant on node A, inspector on node B; whoever offers first makes his node the owner, and
+    the other's offer, screenshot and recording are carried out there: the video still arrives."""
+    c = calls.cluster
+    invite = await calls.invite()
+    claimant = await calls.claimant(c.a, invite)
+    inspector = await calls.inspector(c.b, invite)
+    sender, receiver = claimant_bot(), inspector_bot()
+    try:
+        if first == "claimant":
+            await sender.connect(lambda sdp: offer_over(claimant, sdp))
+            await receiver.connect(lambda sdp: offer_over(inspector, sdp))
+        else:
+            await receiver.connect(lambda sdp: offer_over(inspector, sdp))
+            await sender.connect(lambda sdp: offer_over(claimant, sdp))
+        expected_owner = c.node_ids["a" if first == "claimant" else "b"]
+        assert await media_owner(c, invite) == expected_owner
+        await receiver.wait_for("video", 30, within_s=20)
+        await sender.wait_for("audio", 25, within_s=10)  # the inspector's voice, back across
+
+        shot = await inspector.call(ev.SCREENSHOT)
+        assert shot["ok"], shot
+        assert shot["media"]["content_type"] == "image/jpeg" and shot["media"]["width"] == 320
+        started = await inspector.call(ev.RECORD_START)
+        assert started == {"ok": True, "recording": True}, started
+        # The join ack of a newcomer on the other node asks the owner whether it records.
+        late = await connect(calls.peers, c.a.url, {"jwt": c.tokens["u-inspector"], "invite_id": invite.id})
+        ack = await late.call("join")
+        assert ack["ok"] and ack["recording"] is True, ack
+        await asyncio.sleep(2.0)  # past the recording's first keyframe
+        stopped = await inspector.call(ev.RECORD_STOP)
+        assert stopped["ok"] and stopped["media"]["content_type"] == "video/webm", stopped
+    finally:
+        await sender.close()
+        await receiver.close()
+    # Everyone leaves: the owner lets the call go, and the key with it.
+    for peer in calls.peers:
+        await peer.close()
+    calls.peers.clear()
+    for _ in range(100):
+        if await media_owner(c, invite) is None:
+            break
+        await asyncio.sleep(0.1)
+    assert await media_owner(c, invite) is None
 
 
 async def test_claimant_on_node_a_sees_the_inspector_on_node_b_in_presence(calls: Calls) -> None:

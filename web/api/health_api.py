@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from aiohttp import web
 
-from web.keys import engine_key, hub_key, metrics_key, object_store_key
+from web.keys import calls_key, engine_key, hub_key, metrics_key, object_store_key
 
 
 async def healthz(_: web.Request) -> web.StreamResponse:
@@ -28,7 +28,8 @@ async def readyz(request: web.Request) -> web.StreamResponse:
     # Reported, not required: while Redis is down every node degrades alike, and taking them all
     # out of the load balancer would turn a degraded service into none.
     checks["signalling"] = request.app[hub_key].healthy
-    return web.json_response({"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503)
+    body = {"status": "ready" if ok else "not_ready", "checks": checks, "node": request.app[calls_key].node_id}
+    return web.json_response(body, status=200 if ok else 503)
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
