@@ -12,13 +12,13 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from rooms import changes, directory, event_chain, event_log, invite_store, link_tokens
+from rooms import changes, directory, event_chain, event_log, invite_store, link_codes, link_tokens
 from rooms.access import Access, case_access
 from rooms.changes import Change, ChangeFeed
 from rooms.clock import Clock
 from rooms.delivery import queue
 from rooms.delivery.messages import OutgoingMessage, render
-from rooms.errors import Forbidden, InvalidTransition, LinkUnusable, NotFound, Unprocessable
+from rooms.errors import Forbidden, InvalidTransition, LinkUnusable, NoPhoneNumber, NotFound, Unprocessable
 from rooms.models import Actor, Case, Invite, InviteStatus, Method, Portal, User
 
 
@@ -65,6 +65,7 @@ class InviteService:
         self._clock = clock
         self._feed = feed or ChangeFeed()
         self._on_queued = on_queued
+        self.codes = link_codes.LinkCodes(engine, link_key, clock, on_queued)
 
     async def _publish(self, kind: str, invite: Invite, **data: object) -> None:
         await self._feed.publish(Change(kind, invite.id, invite.case_id, dict(data)))
@@ -97,6 +98,10 @@ class InviteService:
             if not destination:
                 missing = "phone number" if method is Method.SMS else "email address"
                 raise Unprocessable(f"contact {contact.name} has no {missing}")
+            if view.portal.sms_code_required and not contact.phone:
+                raise NoPhoneNumber(
+                    f"claimants of this portal need a security code by SMS, and {contact.name} has no phone number"
+                )
             task = view.case.task(task_id) if task_id else None
             if task_id and task is None:
                 raise Unprocessable(f"task {task_id} is not a task of this case")
@@ -213,6 +218,12 @@ class InviteService:
             raise LinkUnusable("the invite has expired")
         return invite
 
+    async def resolve_claimant(self, token: str, grant: str | None) -> Invite:
+        """resolve_link, plus a valid grant when the portal asks for the SMS security code (GrantRequired)."""
+        invite = await self.resolve_link(token)
+        await self.codes.require_grant(invite, grant)
+        return invite
+
     async def open_link(self, token: str) -> Invite:
         """The claimant opened his link: log it (once a minute at most, reloads are common) and tell staff."""
         invite = await self.resolve_link(token)
@@ -235,10 +246,14 @@ class InviteService:
         await self._publish(changes.STATUS, invite, status=str(target))
         return invite
 
-    async def render_message(self, conn: AsyncConnection, invite_id: str) -> tuple[Invite, OutgoingMessage]:
+    async def render_message(
+        self, conn: AsyncConnection, invite_id: str, purpose: str = "invite"
+    ) -> tuple[Invite, OutgoingMessage]:
         """What the delivery worker sends: the token is derived again, never read from storage."""
         invite = await invite_store.get(conn, invite_id)
         case = await directory.get_case(conn, invite.case_id)
         portal = await directory.get_portal(conn, case.portal_id)
         token = self._key.token_for(invite.id, await invite_store.token_salt(conn, invite.id))
+        if purpose == queue.SMS_CODE:
+            return invite, await self.codes.message(conn, invite, case, portal, self.link(token))
         return invite, render(invite, case, portal, self.link(token))

@@ -58,10 +58,15 @@ async def _nodes(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda c: tables.metadata.create_all(c, tables=[tables.nodes]))
 
 
+async def _link_codes(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda c: tables.metadata.create_all(c, tables=[tables.link_codes]))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "call participants, requests and call start", _calls),
     Migration(3, "node liveness", _nodes),
+    Migration(4, "claimant SMS security codes", _link_codes),
 )
 
 

@@ -179,7 +179,7 @@ deliveries = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("invite_id", ID, sa.ForeignKey("invites.id"), nullable=False, index=True),
-    sa.Column("purpose", sa.String(16), nullable=False),  # invite | resend
+    sa.Column("purpose", sa.String(16), nullable=False),  # invite | resend | sms_code
     sa.Column("state", sa.String(16), nullable=False),  # pending | sending | sent | failed
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UtcDateTime, nullable=False),
@@ -238,4 +238,20 @@ nodes = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("seen_at", UtcDateTime, nullable=False),
+)
+
+# The claimant's SMS security codes (migration 4), newest per invite counts. The code itself is not
+# stored: it is derived from the instance secret and `nonce` (rooms/link_codes.py), so the delivery
+# queue can render the SMS again on a retry while the database alone yields no code.
+link_codes = sa.Table(
+    "link_codes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("invite_id", ID, sa.ForeignKey("invites.id"), nullable=False),
+    sa.Column("nonce", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # live | used | dead
+    sa.Column("wrong_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Index("ix_link_codes_invite", "invite_id", "created_at"),
 )

@@ -161,7 +161,7 @@ class CallNamespace(socketio.AsyncNamespace):
     async def _authenticate(self, auth: Any) -> Socket:
         if isinstance(auth, dict) and "token" in auth:
             claim = ClaimantAuth.model_validate(auth)
-            invite = await self._invites.resolve_link(claim.token)
+            invite = await self._invites.resolve_claimant(claim.token, claim.grant)
             return Socket(CLAIMANT, invite.id, invite.case_id, invite.contact_id, invite.contact_name, self._limits)
         if isinstance(auth, dict) and "jwt" in auth:
             staff = StaffCallAuth.model_validate(auth)
@@ -174,7 +174,7 @@ class CallNamespace(socketio.AsyncNamespace):
             if invite.status is InviteStatus.CLOSED:
                 raise LinkUnusable("the invite is closed")
             return Socket(INSPECTOR, invite.id, invite.case_id, user.id, user.name, self._limits)
-        raise SignallingError("unauthorized", "connect with auth {token} or {jwt, invite_id}")
+        raise SignallingError("unauthorized", "connect with auth {token, grant?} or {jwt, invite_id}")
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         sock = self._sockets.pop(sid, None)

@@ -18,6 +18,8 @@ class In(BaseModel):
 
 class ClaimantAuth(In):
     token: Token
+    # The grant of a correct SMS security code, needed when the invite's portal asks for one.
+    grant: Annotated[str, StringConstraints(max_length=256)] | None = None
 
 
 class StaffCallAuth(In):

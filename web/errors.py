@@ -25,6 +25,10 @@ _DOMAIN_STATUS: dict[type[domain.RoomsError], int] = {
     domain.Unprocessable: 422,
     domain.LinkUnusable: 410,
     domain.DeliveryError: 502,
+    domain.TooManyRequests: 429,
+    domain.CodeRejected: 422,
+    domain.CodeUnusable: 422,
+    domain.GrantRequired: 403,
 }
 
 
@@ -36,11 +40,24 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> web.Response:
-    body: dict[str, Any] = {"code": code, "message": message}
+def error_response(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None, **extra: int
+) -> web.Response:
+    body: dict[str, Any] = {"code": code, "message": message, **extra}
     if details is not None:
         body["details"] = details
     return web.json_response({"error": body}, status=status)
+
+
+def _domain_response(e: domain.RoomsError) -> web.Response:
+    status = next((s for cls, s in _DOMAIN_STATUS.items() if isinstance(e, cls)), 400)
+    if isinstance(e, domain.TooManyRequests):
+        resp = error_response(status, e.code, e.message, retry_after_s=e.retry_after_s)
+        resp.headers["Retry-After"] = str(e.retry_after_s)
+        return resp
+    if isinstance(e, domain.CodeRejected):
+        return error_response(status, e.code, e.message, attempts_left=e.attempts_left)
+    return error_response(status, e.code, e.message)
 
 
 def _validation_details(e: ValidationError) -> list[dict[str, Any]]:
@@ -60,8 +77,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         resp.headers["WWW-Authenticate"] = 'Bearer realm="claimcam"'
         return resp
     except domain.RoomsError as e:
-        status = next((s for cls, s in _DOMAIN_STATUS.items() if isinstance(e, cls)), 400)
-        return error_response(status, e.code, e.message)
+        return _domain_response(e)
     except ValidationError as e:
         return error_response(422, "invalid_request", "the request does not match the schema", _validation_details(e))
     except (ObjectMissing, BadKey):

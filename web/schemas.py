@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
 
 from rooms.models import (
     CaseRole,
@@ -280,6 +280,34 @@ class LinkInfo(Out):
     sms_code_required: bool
 
 
+class LockedLinkInfo(Out):
+    """What a link shows before its SMS security code is entered: enough to ask for the code."""
+
+    sms_code_required: Literal[True] = True
+    company: str
+    language: str
+    phone_hint: str = Field(description="The last two digits of the phone the code goes to, e.g. `•••• 67`")
+
+
+class JoinInfo(RootModel[LinkInfo | LockedLinkInfo]):
+    """LinkInfo, or LockedLinkInfo while the portal asks for a security code and no valid grant came."""
+
+
+class CodeSentOut(Out):
+    resend_after_s: int = Field(description="Seconds before another code may be asked for")
+    expires_in_s: int = Field(description="Seconds the code stays valid")
+    phone_hint: str = Field(description="The last two digits of the phone the code goes to, e.g. `•••• 67`")
+
+
+class CodeIn(In):
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")] = Field(description="The 6 digits of the SMS")
+
+
+class GrantOut(Out):
+    grant: str = Field(description="Send it as the `X-Claimcam-Grant` header and as `grant` in the /call auth")
+    expires_at: datetime
+
+
 class IceServerOut(Out):
     urls: list[str] = Field(description="turn: / turns: URLs of one TURN server")
     username: str = Field(description="TURN REST API username: `<expiry unix time>:<user>`")
@@ -312,6 +340,8 @@ class ErrorBody(Out):
     code: str
     message: str
     details: list[dict[str, Any]] | None = None
+    retry_after_s: int | None = Field(None, description="With 429: seconds to wait, as in the Retry-After header")
+    attempts_left: int | None = Field(None, description="With a wrong security code: guesses left for this code")
 
 
 class Error(Out):

@@ -11,6 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rooms import tables as t
 
 PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
+# Purposes: "invite" and "resend" carry the link; "sms_code" the claimant's security code.
+SMS_CODE = "sms_code"
+
+
+class Obsolete(Exception):
+    """The message a delivery was for no longer applies (its security code expired or was used)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,15 @@ async def enqueue(conn: AsyncConnection, invite_id: str, purpose: str, now: date
         t.deliveries.insert().values(
             invite_id=invite_id, purpose=purpose, state=PENDING, attempts=0, next_attempt_at=now, created_at=now
         )
+    )
+
+
+async def cancel_pending(conn: AsyncConnection, invite_id: str, purpose: str, reason: str) -> None:
+    d = t.deliveries.c
+    await conn.execute(
+        t.deliveries.update()
+        .where(d.invite_id == invite_id, d.purpose == purpose, d.state == PENDING)
+        .values(state=CANCELLED, last_error=reason[:500])
     )
 
 

@@ -23,7 +23,11 @@ from rooms.stopping import StopSignal
 
 log = logging.getLogger(__name__)
 
-Renderer = Callable[[AsyncConnection, str], Awaitable[tuple[Invite, OutgoingMessage]]]
+# (connection, invite id, purpose) -> the invite and its message, rendered at send time.
+Renderer = Callable[[AsyncConnection, str, str], Awaitable[tuple[Invite, OutgoingMessage]]]
+
+# The event a handed-over message logs, by purpose; invites and re-sends log "sent".
+_SENT_EVENT = {queue.SMS_CODE: "sms_code_sent"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,17 +104,19 @@ class DeliveryWorker:
         return len(claimed)
 
     async def _attempt(self, d: queue.Delivery) -> None:
-        async with self._engine.connect() as conn:
-            invite, message = await self._render(conn, d.invite_id)
+        try:
+            async with self._engine.connect() as conn:
+                invite, message = await self._render(conn, d.invite_id, d.purpose)
+        except queue.Obsolete as e:
+            await self._cancel(d, str(e))
+            return
         if invite.status is InviteStatus.CLOSED:
-            async with self._engine.begin() as conn:
-                await queue.finish(conn, d.id, queue.CANCELLED, "invite closed before delivery")
-            self._on_outcome("cancelled")
+            await self._cancel(d, "invite closed before delivery")
             return
         try:
             await self._channel.send(message)
         except DeliveryError as e:
-            await self._failed(d, message, e.message)
+            await self._failed(d, message, message.redact(e.message))
             await self._feed.publish(Change(DELIVERY, invite.id, invite.case_id, {"outcome": "failed"}))
             return
         except Exception as e:
@@ -125,13 +131,18 @@ class DeliveryWorker:
             await event_log.append(
                 conn,
                 d.invite_id,
-                "sent",
+                _SENT_EVENT.get(d.purpose, "sent"),
                 Actor.system(),
                 self._clock(),
                 {"method": str(message.method), "to": message.recipient, "purpose": d.purpose, "attempt": d.attempts},
             )
         self._on_outcome("sent")
         await self._feed.publish(Change(DELIVERY, invite.id, invite.case_id, {"outcome": "sent"}))
+
+    async def _cancel(self, d: queue.Delivery, reason: str) -> None:
+        async with self._engine.begin() as conn:
+            await queue.finish(conn, d.id, queue.CANCELLED, reason)
+        self._on_outcome("cancelled")
 
     async def _failed(self, d: queue.Delivery, message: OutgoingMessage, error: str) -> None:
         now = self._clock()

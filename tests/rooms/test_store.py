@@ -297,15 +297,16 @@ async def test_media_moves_between_main_and_extra(service: InviteService, engine
 async def test_database_of_version_1_is_upgraded(engine: AsyncEngine) -> None:
     # Rebuild what a version-1 database looked like, then migrate it forward.
     async with engine.begin() as conn:
+        await conn.run_sync(lambda c: tables.link_codes.drop(c))
         await conn.run_sync(lambda c: tables.call_requests.drop(c))
         await conn.run_sync(lambda c: tables.call_participants.drop(c))
         await conn.execute(sa.text("ALTER TABLE invites DROP COLUMN call_started_at"))
         await conn.execute(sa.text("DELETE FROM schema_migrations WHERE version > 1"))
-    assert await migrate(engine) == [2, 3]
+    assert await migrate(engine) == [2, 3, 4]
     async with engine.connect() as conn:
         columns = await conn.run_sync(lambda c: {col["name"] for col in sa.inspect(c).get_columns("invites")})
         names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
-    assert "call_started_at" in columns and {"call_participants", "call_requests"} <= names
+    assert "call_started_at" in columns and {"call_participants", "call_requests", "link_codes"} <= names
 
 
 async def test_participants_of_a_dead_node_are_let_go(service: InviteService, engine: AsyncEngine) -> None:

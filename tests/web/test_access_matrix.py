@@ -634,3 +634,69 @@ async def test_claimant_token_of_10_kib_is_404_not_a_server_error(api: Api) -> N
     status, body = await api.call("GET", "/api/v1/join/" + "a" * 10_240)
     assert_error(status, body, 404, "not_found")
     assert (await api.call("GET", "/healthz"))[0] == 200
+
+
+# ---- the claimant link's endpoints, with and without the SMS security code step ----
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEp:
+    name: str
+    method: str
+    path: str  # with {token}
+    # Status without a grant when the portal asks for a security code, and when it does not.
+    with_code: int
+    without_code: int
+    body: dict[str, Any] | None = None
+
+
+LINK_ENDPOINTS = [
+    LinkEp("link-info", "GET", "/api/v1/join/{token}", 200, 200),
+    LinkEp("ice-servers", "GET", "/api/v1/join/{token}/ice-servers", 403, 200),
+    LinkEp("send-code", "POST", "/api/v1/join/{token}/code", 202, 409),
+    LinkEp("verify-code", "POST", "/api/v1/join/{token}/code/verify", 422, 409, {"code": "123456"}),
+]
+LINK_IDS = [ep.name for ep in LINK_ENDPOINTS]
+
+
+async def require_sms_code(api: Api, required: bool) -> None:
+    status, out = await api.call(
+        "PUT", "/api/v1/portals/p-std", user="platform", json={**PORTALS["p-std"], "sms_code_required": required}
+    )
+    assert status == 200, out
+
+
+@pytest.mark.parametrize("codes", [True, False], ids=["code-required", "no-code"])
+@pytest.mark.parametrize("ep", LINK_ENDPOINTS, ids=LINK_IDS)
+async def test_link_endpoint_answers_by_the_portal_s_code_setting_and_ignores_staff_tokens(
+    api: Api, ep: LinkEp, codes: bool
+) -> None:
+    await require_sms_code(api, codes)
+    invite = await open_invite(api)
+    path = ep.path.format(token=await claimant_token(api, invite["id"]))
+    reply = await request(api, ep.method, path, user="inspector", json=ep.body)
+    assert reply.status == (ep.with_code if codes else ep.without_code), reply.body
+    if ep.name == "link-info":
+        assert ("invite_id" in reply.body) is not codes, reply.body  # a staff token is no grant
+    elif reply.status >= 400:
+        expected = {403: "sms_code_required", 409: "sms_code_not_required", 422: "code_expired"}[reply.status]
+        assert reply.body["error"]["code"] == expected, reply.body
+
+
+@pytest.mark.parametrize("ep", LINK_ENDPOINTS, ids=LINK_IDS)
+async def test_link_endpoint_of_a_random_token_is_404(api: Api, ep: LinkEp) -> None:
+    await require_sms_code(api, True)
+    await open_invite(api)
+    reply = await request(api, ep.method, ep.path.format(token=secrets.token_urlsafe(24)), json=ep.body)
+    assert_error(reply.status, reply.body, 404, "not_found")
+
+
+@pytest.mark.parametrize("ep", LINK_ENDPOINTS, ids=LINK_IDS)
+async def test_link_endpoint_of_a_closed_invite_is_410_even_with_codes(api: Api, ep: LinkEp) -> None:
+    await require_sms_code(api, True)
+    invite = await open_invite(api)
+    token = await claimant_token(api, invite["id"])
+    status, out = await api.call("POST", f"/api/v1/invites/{invite['id']}/close", user="inspector")
+    assert status == 200, out
+    reply = await request(api, ep.method, ep.path.format(token=token), json=ep.body)
+    assert_error(reply.status, reply.body, 410, "invite_closed")

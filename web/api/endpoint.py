@@ -35,6 +35,9 @@ class Endpoint:
     status: int = 200
     demo_only: bool = False
     produces: str = "application/json"
+    # For the OpenAPI document: error responses beyond those `auth` implies, and optional request headers.
+    errors: tuple[tuple[int, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def principal(request: web.Request) -> Principal:

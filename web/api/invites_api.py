@@ -1,10 +1,11 @@
-"""Calls management: a case's invites, creating, re-sending and closing them, and their event logs."""
+"""Calls management: a case's invites, creating, re-sending and closing them, and their event logs;
+and the claimant's side of a link: what it opens, and the SMS security code step."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from rooms import directory, event_log, invite_store
+from rooms import directory, event_log, invite_store, link_codes
 from rooms.access import Access
 from rooms.invites import view_case
 from web.api.endpoint import Endpoint, json_out, read_body, staff_user
@@ -13,13 +14,26 @@ from web.keys import engine_key, invites_key, metrics_key
 from web.schemas import (
     CaseEvents,
     CaseOut,
+    CodeIn,
+    CodeSentOut,
+    GrantOut,
     InviteCreate,
     InviteEventGroup,
     InviteEvents,
     InviteList,
     InviteOut,
+    JoinInfo,
     LinkInfo,
+    LockedLinkInfo,
 )
+
+# The claimant's grant from a correct SMS security code travels in this header.
+GRANT_HEADER = "X-Claimcam-Grant"
+GRANT_HEADERS = ((GRANT_HEADER, "The grant from POST /join/{token}/code/verify, when the portal asks for a code"),)
+
+
+def grant_of(request: web.Request) -> str | None:
+    return request.headers.get(GRANT_HEADER)
 
 
 async def get_case(request: web.Request) -> web.StreamResponse:
@@ -111,22 +125,49 @@ async def case_events(request: web.Request) -> web.StreamResponse:
 
 
 async def link_info(request: web.Request) -> web.StreamResponse:
-    """What the claimant's page shows before joining; the token is the only credential."""
-    invite = await request.app[invites_key].open_link(request.match_info["token"])
+    """What the claimant's page shows before joining; the token is the only credential, and when the
+    portal asks for an SMS security code, the page learns no more than how to ask for it until then."""
+    service = request.app[invites_key]
+    invite = await service.open_link(request.match_info["token"])
     async with request.app[engine_key].connect() as conn:
         case = await directory.get_case(conn, invite.case_id)
         portal = await directory.get_portal(conn, case.portal_id)
+        locked = portal.sms_code_required and not await service.codes.granted(conn, invite, grant_of(request))
+    company = invite.sender_company or portal.insurer_company
+    if locked:
+        hint = link_codes.phone_hint(link_codes.phone_of(invite, case))
+        return json_out(JoinInfo(LockedLinkInfo(company=company, language=portal.language, phone_hint=hint)))
     return json_out(
-        LinkInfo(
-            invite_id=invite.id,
-            status=str(invite.status),
-            case_reference=case.reference,
-            company=invite.sender_company or portal.insurer_company,
-            inspector=invite.sender_name,
-            language=portal.language,
-            sms_code_required=portal.sms_code_required,
+        JoinInfo(
+            LinkInfo(
+                invite_id=invite.id,
+                status=str(invite.status),
+                case_reference=case.reference,
+                company=company,
+                inspector=invite.sender_name,
+                language=portal.language,
+                sms_code_required=portal.sms_code_required,
+            )
         )
     )
+
+
+async def send_code(request: web.Request) -> web.StreamResponse:
+    service = request.app[invites_key]
+    invite = await service.resolve_link(request.match_info["token"])
+    sent = await service.codes.send(invite)
+    return json_out(
+        CodeSentOut(resend_after_s=sent.resend_after_s, expires_in_s=sent.expires_in_s, phone_hint=sent.phone_hint),
+        status=202,
+    )
+
+
+async def verify_code(request: web.Request) -> web.StreamResponse:
+    service = request.app[invites_key]
+    invite = await service.resolve_link(request.match_info["token"])
+    body = await read_body(request, CodeIn)
+    grant = await service.codes.verify(invite, body.code)
+    return json_out(GrantOut(grant=grant.value, expires_at=grant.expires_at))
 
 
 ENDPOINTS = [
@@ -145,6 +186,20 @@ ENDPOINTS = [
              "logs", response=InviteEvents),
     Endpoint("GET", "/cases/{case_id}/events", case_events, "Every invite's event log in the case, grouped",
              "logs", response=CaseEvents),
-    Endpoint("GET", "/join/{token}", link_info, "What a claimant's link opens (the token is the credential)",
-             "claimant", auth="link", response=LinkInfo),
+    Endpoint("GET", "/join/{token}", link_info,
+             "What a claimant's link opens (the token is the credential); only how to ask for the SMS "
+             "security code until a valid grant comes with it", "claimant", auth="link", response=JoinInfo,
+             headers=GRANT_HEADERS),
+    Endpoint("POST", "/join/{token}/code", send_code,
+             "Send the claimant a new SMS security code (replacing the previous one)", "claimant", auth="link",
+             response=CodeSentOut, status=202,
+             errors=((409, "The portal asks for no security code"),
+                     (422, "No phone number is known for the invite's contact"),
+                     (429, "Too soon or too often: once a minute, 5 an hour; see Retry-After"))),
+    Endpoint("POST", "/join/{token}/code/verify", verify_code,
+             "Check the SMS security code; a correct one earns a grant valid 12 h", "claimant", auth="link",
+             body=CodeIn, response=GrantOut,
+             errors=((409, "The portal asks for no security code"),
+                     (422, "Wrong code (`attempts_left`), no valid code (`code_expired`), or not 6 digits"),
+                     (429, "Too many wrong codes: ask for a new one; see Retry-After"))),
 ]

@@ -50,6 +50,11 @@ def build(endpoints: list[Endpoint], prefix: str, version: str) -> dict[str, Any
                 op["parameters"].append(
                     {"name": name, "in": "query", "required": field.is_required(), "schema": schema}
                 )
+        for name, description in ep.headers:
+            op["parameters"].append(
+                {"name": name, "in": "header", "required": False, "description": description,
+                 "schema": {"type": "string"}}
+            )
         if ep.body is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(ep.body)}}}
         ok: dict[str, Any] = {"description": "OK"}
@@ -74,6 +79,8 @@ def build(endpoints: list[Endpoint], prefix: str, version: str) -> dict[str, Any
             op["responses"]["422"] = _error("Body does not match the schema, or names things that cannot be combined")
         if ep.method == "POST" and ep.auth == "staff":
             op["responses"]["409"] = _error("Not allowed in the invite's current status")
+        for status, description in ep.errors:
+            op["responses"][str(status)] = _error(description)
         paths.setdefault(prefix + ep.path, {})[ep.method.lower()] = op
     return {
         "openapi": "3.1.0",

@@ -1,5 +1,7 @@
 // The claimant's page /join/{token}: what the call is about, then the call itself on a phone.
-// The link token in the path is the only credential. Media: getUserMedia (rear camera first),
+// The link token in the path is the credential; when the portal asks for it, the page first takes the
+// SMS security code and keeps the grant it earns in sessionStorage, sending it along with the token
+// (header X-Claimcam-Grant to the API, `grant` in the /call auth). Media: getUserMedia (rear camera first),
 // one RTCPeerConnection to the server (ICE servers from the API, no trickle: the offer is sent once
 // gathering is complete), signalling over Socket.IO /call. Every text comes from the i18n catalogues.
 
@@ -10,6 +12,10 @@ const main = document.getElementById('main');
 const token = decodeURIComponent(location.pathname.split('/')[2] ?? '');
 const ACK_TIMEOUT_MS = 15_000;
 const GATHER_TIMEOUT_MS = 5_000;
+const GRANT_KEY = `claimcam.grant.${token}`;
+const CODE_SENT_KEY = `claimcam.code_sent.${token}`;
+const CODE_VALID_MS = 10 * 60_000;
+const CODE_DIGITS = 6;
 
 const state = {
   info: null,
@@ -27,8 +33,26 @@ const state = {
 
 const ui = {};
 
-function api(path) {
-  return fetch(`/api/v1/join/${encodeURIComponent(token)}${path}`, { cache: 'no-store' });
+// sessionStorage throws in some private modes: the page then simply asks for a code again.
+function stored(key) {
+  try { return sessionStorage.getItem(key); } catch { return null; }
+}
+
+function store(key, value) {
+  try {
+    if (value === null) sessionStorage.removeItem(key);
+    else sessionStorage.setItem(key, value);
+  } catch { /* see stored() */ }
+}
+
+function api(path, { method = 'GET', body } = {}) {
+  const headers = {};
+  const grant = stored(GRANT_KEY);
+  if (grant) headers['X-Claimcam-Grant'] = grant;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  return fetch(`/api/v1/join/${encodeURIComponent(token)}${path}`, {
+    method, headers, cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body),
+  });
 }
 
 function show(...children) {
@@ -42,6 +66,7 @@ function notice(kind, ...children) {
 
 /** A full-page message: the closed link, the unknown link, the ended call. */
 function messagePage(kind, titleKey, bodyKey, action = null) {
+  stopCountdown();
   document.title = t(titleKey);
   const heading = el('h1', { text: t(titleKey), tabindex: '-1' });
   show(el('section', { class: `join-card join-message join-message-${kind}` },
@@ -69,7 +94,171 @@ async function boot() {
   }
   state.info = await resp.json();
   await useLanguage(state.info.language || browserLanguage());
+  // Without a valid grant the API reveals only how to ask for the code, not what the call is about.
+  if (state.info.sms_code_required && !state.info.invite_id) {
+    store(GRANT_KEY, null);
+    renderCodeStep();
+    return;
+  }
   renderIntro();
+}
+
+// ---------- the SMS security code ----------
+
+function waitText(seconds) {
+  return seconds > 90 ? `${Math.ceil(seconds / 60)} min` : `${seconds} s`;
+}
+
+function retryAfter(resp, body) {
+  const seconds = Number(resp.headers.get('Retry-After') ?? body?.error?.retry_after_s);
+  return Number.isFinite(seconds) && seconds >= 0 ? Math.ceil(seconds) : 60;
+}
+
+async function bodyOf(resp) {
+  try { return await resp.json(); } catch { return {}; }
+}
+
+function codeProblem(text) {
+  if (text) ui.codeStatus.replaceChildren(notice('error', el('p', { text })));
+  else ui.codeStatus.replaceChildren();
+  if (text) ui.codeInput.setAttribute('aria-invalid', 'true');
+  else ui.codeInput.removeAttribute('aria-invalid');
+}
+
+function codeProgress(key) {
+  ui.codeStatus.replaceChildren(el('p', { class: 'loading', text: t(key) }));
+  ui.codeInput.removeAttribute('aria-invalid');
+}
+
+function stopCountdown() {
+  window.clearInterval(ui.countdown);
+  ui.countdown = null;
+}
+
+/** "Send a new code" stays disabled, counting down, until the server accepts another one. */
+function startCountdown(seconds) {
+  stopCountdown();
+  const until = Date.now() + seconds * 1000;
+  const tick = () => {
+    const left = Math.ceil((until - Date.now()) / 1000);
+    if (left <= 0) {
+      stopCountdown();
+      ui.resend.disabled = false;
+      ui.resend.textContent = t('join.code_resend');
+      return;
+    }
+    ui.resend.disabled = true;
+    ui.resend.textContent = t('join.code_resend_wait', { time: waitText(left) });
+  };
+  tick();
+  ui.countdown = window.setInterval(tick, 1000);
+}
+
+/** The phone hint ("•••• 67") kept on one line. */
+function phoneHint(hint) {
+  return String(hint || '').replace(/ /g, '\u00a0');
+}
+
+function renderCodeStep() {
+  const info = state.info;
+  const phone = phoneHint(info.phone_hint);
+  document.title = t('join.code_title');
+  ui.codeInput = el('input', {
+    id: 'code-input', class: 'code-input', type: 'text', inputmode: 'numeric', autocomplete: 'one-time-code',
+    pattern: '[0-9]*', maxlength: String(CODE_DIGITS), required: true, spellcheck: 'false',
+    'aria-describedby': 'code-sent code-status',
+  });
+  ui.codeSent = el('p', { id: 'code-sent', class: 'code-sent' });
+  ui.codeStatus = el('div', { id: 'code-status', class: 'join-status', 'aria-live': 'polite' });
+  ui.codeSubmit = el('button', { class: 'button button-primary button-large', type: 'submit', text: t('join.code_continue') });
+  ui.resend = el('button', { class: 'button code-resend', type: 'button', text: t('join.code_resend'), onclick: () => sendCode() });
+  const form = el('form', { class: 'code-form', novalidate: true, onsubmit: verifyCode },
+    el('label', { class: 'code-label', for: 'code-input', text: t('join.code_label') }),
+    ui.codeInput, ui.codeStatus, ui.codeSubmit);
+  show(el('section', { class: 'join-card join-code' },
+    el('h1', { text: t('join.code_heading') }),
+    el('p', { class: 'lead', text: t('join.code_lead', { company: info.company }) }),
+    ui.codeSent, form, ui.resend));
+  ui.codeInput.focus();
+  // A reload must not replace a code that is still on its way or valid: send only when none is.
+  const sentAt = Number(stored(CODE_SENT_KEY));
+  const age = Date.now() - sentAt;
+  if (sentAt && age >= 0 && age < CODE_VALID_MS) {
+    ui.codeSent.textContent = t('join.code_sent', { phone });
+    startCountdown(Math.max(0, Math.ceil((60_000 - age) / 1000)));
+  } else {
+    sendCode();
+  }
+}
+
+async function sendCode() {
+  const phone = phoneHint(state.info.phone_hint);
+  stopCountdown();
+  ui.resend.disabled = true;
+  codeProgress('join.code_sending');
+  let resp = null;
+  try {
+    resp = await api('/code', { method: 'POST' });
+  } catch { /* resp stays null */ }
+  if (resp?.status === 410) return messagePage('closed', 'join.closed_title', 'join.closed_body');
+  if (resp?.status === 404) return messagePage('closed', 'join.unknown_title', 'join.unknown_body');
+  if (resp?.status === 409) return boot(); // the portal no longer asks for a code
+  const body = resp ? await bodyOf(resp) : {};
+  if (resp?.status === 202) {
+    store(CODE_SENT_KEY, String(Date.now()));
+    ui.codeSent.textContent = t('join.code_sent', { phone: body.phone_hint ? phoneHint(body.phone_hint) : phone });
+    ui.codeInput.value = '';
+    codeProblem(null);
+    startCountdown(Number(body.resend_after_s) || 60);
+    return;
+  }
+  if (resp?.status === 429) {
+    const wait = retryAfter(resp, body);
+    // Asked again too soon (another tab, a reload): the code already sent is the one to use.
+    ui.codeSent.textContent = t('join.code_sent', { phone });
+    codeProblem(wait > 60 ? t('join.code_wait', { time: waitText(wait) }) : null);
+    startCountdown(wait);
+    return;
+  }
+  codeProblem(t(body?.error?.code === 'no_phone_number' ? 'join.code_no_phone' : 'join.code_send_failed'));
+  ui.resend.disabled = false;
+}
+
+async function verifyCode(event) {
+  event.preventDefault();
+  const code = ui.codeInput.value.replace(/[\s-]/g, '');
+  if (!new RegExp(`^[0-9]{${CODE_DIGITS}}$`).test(code)) {
+    codeProblem(t('join.code_invalid'));
+    ui.codeInput.focus();
+    return;
+  }
+  ui.codeSubmit.disabled = true;
+  codeProgress('join.code_checking');
+  let resp = null;
+  try {
+    resp = await api('/code/verify', { method: 'POST', body: { code } });
+  } catch { /* resp stays null */ }
+  ui.codeSubmit.disabled = false;
+  if (resp?.status === 410) return messagePage('closed', 'join.closed_title', 'join.closed_body');
+  if (resp?.status === 404) return messagePage('closed', 'join.unknown_title', 'join.unknown_body');
+  if (resp?.status === 409) return boot();
+  const body = resp ? await bodyOf(resp) : {};
+  if (resp?.ok && body.grant) {
+    store(GRANT_KEY, body.grant);
+    store(CODE_SENT_KEY, null);
+    stopCountdown();
+    return boot();
+  }
+  const error = body?.error ?? {};
+  if (error.code === 'code_wrong') codeProblem(t('join.code_wrong', { attempts: error.attempts_left }));
+  else if (error.code === 'code_attempts_exhausted') {
+    codeProblem(t('join.code_exhausted'));
+    startCountdown(retryAfter(resp, body));
+  } else if (error.code === 'code_expired') codeProblem(t('join.code_expired'));
+  else if (resp?.status === 422) codeProblem(t('join.code_invalid'));
+  else codeProblem(t('join.code_check_failed'));
+  ui.codeInput.select();
+  ui.codeInput.focus();
 }
 
 function renderIntro(problem = null) {
@@ -190,13 +379,15 @@ function ack(event, payload) {
 
 function connectSignalling() {
   // eslint-disable-next-line no-undef
-  const socket = io('/call', { auth: { token }, transports: ['websocket'] });
+  const grant = stored(GRANT_KEY);
+  const socket = io('/call', { auth: grant ? { token, grant } : { token }, transports: ['websocket'] });
   state.socket = socket;
   socket.on('connect', onConnect);
   socket.on('connect_error', (error) => {
     const code = error?.data?.code;
     if (code === 'invite_closed') finish('closed');
     else if (code === 'not_found') finish('unknown');
+    else if (code === 'sms_code_required') finish('code');
     else setStatus('join.connecting');
   });
   socket.on('disconnect', () => { if (!state.ended) setStatus('join.connecting'); });
@@ -231,6 +422,7 @@ async function onConnect() {
 async function iceServers() {
   const resp = await api('/ice-servers');
   if (resp.status === 410) { finish('closed'); throw new Error('closed'); }
+  if (resp.status === 403) { finish('code'); throw new Error('security code needed'); }
   if (!resp.ok) throw new Error(`ice-servers: HTTP ${resp.status}`);
   return (await resp.json()).ice_servers ?? [];
 }
@@ -454,7 +646,12 @@ function finish(kind) {
   state.socket?.off();
   state.socket?.disconnect();
   main.classList.remove('page-call');
-  if (kind === 'closed') messagePage('closed', 'join.closed_title', 'join.closed_body');
+  if (kind === 'code') {
+    // The grant expired mid-way: start over at the code step, ready to join again.
+    store(GRANT_KEY, null);
+    Object.assign(state, { ended: false, finished: false, socket: null, stream: null, videoSender: null });
+    boot();
+  } else if (kind === 'closed') messagePage('closed', 'join.closed_title', 'join.closed_body');
   else if (kind === 'unknown') messagePage('closed', 'join.unknown_title', 'join.unknown_body');
   else messagePage('ended', 'join.ended_title', 'join.ended_body');
 }
