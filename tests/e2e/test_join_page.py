@@ -22,6 +22,15 @@ from tests.support.rtc_bots import inspector_bot
 from tests.support.sio_peer import Peer
 from tests.support.world import PORTALS, Api
 
+# Where the pointer is, as fractions of the preview's picture.
+SPOT = """() => {
+  const v = document.querySelector('.preview').getBoundingClientRect();
+  const c = document.querySelector('.remote-cursor').getBoundingClientRect();
+  const vid = document.querySelector('.preview');
+  const s = Math.min(v.width / vid.videoWidth, v.height / vid.videoHeight);
+  const w = vid.videoWidth * s, h = vid.videoHeight * s;
+  return [(c.left - (v.left + (v.width - w) / 2)) / w, (c.top - (v.top + (v.height - h) / 2)) / h];
+}"""
 REFUSED_STATUS = re.compile(r"Failed to load resource: the server responded with a status of 4(04|10)")
 
 
@@ -98,14 +107,7 @@ async def test_claimant_joins_and_the_inspector_drives_the_call(
         assert (await inspector.call("cursor", {"action": "move", "x": 0.25, "y": 0.5}))["ok"]
         await expect(cursor).to_be_visible()
         await expect(cursor).to_contain_text("Ines Inspector")
-        spot = await page.evaluate("""() => {
-          const v = document.querySelector('.preview').getBoundingClientRect();
-          const c = document.querySelector('.remote-cursor').getBoundingClientRect();
-          const vid = document.querySelector('.preview');
-          const s = Math.min(v.width / vid.videoWidth, v.height / vid.videoHeight);
-          const w = vid.videoWidth * s, h = vid.videoHeight * s;
-          return [(c.left - (v.left + (v.width - w) / 2)) / w, (c.top - (v.top + (v.height - h) / 2)) / h];
-        }""")
+        spot = await page.evaluate(SPOT)
         assert abs(spot[0] - 0.25) < 0.03 and abs(spot[1] - 0.5) < 0.03, spot
         await phone_snap(page, artifacts, "cursor")
         assert (await inspector.call("cursor", {"action": "hide"}))["ok"]
@@ -135,6 +137,13 @@ async def test_claimant_joins_and_the_inspector_drives_the_call(
             "presence", lambda p: any(x["role"] == "claimant" and x["facing"] == "user" for x in p["participants"])
         )
         await expect(dialog).to_be_hidden()
+        # The front camera's preview is mirrored: the pointer is drawn mirrored too, on the same object.
+        assert (await inspector.call("cursor", {"action": "move", "x": 0.25, "y": 0.5}))["ok"]
+        await expect(cursor).to_be_visible()
+        # Placed again once the new track's size is known.
+        await page.wait_for_function(f"() => {{ const [x, y] = ({SPOT})(); "
+                                     "return Math.abs(x - 0.75) < 0.03 && Math.abs(y - 0.5) < 0.03; }")
+        assert (await inspector.call("cursor", {"action": "hide"}))["ok"]
         packets = bot.sinks["video"].packets
         await bot.wait_for("video", packets + 20, within_s=10)  # the replaced track keeps flowing
 

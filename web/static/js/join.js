@@ -5,13 +5,14 @@
 // one RTCPeerConnection to the server (ICE servers from the API, no trickle: the offer is sent once
 // gathering is complete), signalling over Socket.IO /call. Every text comes from the i18n catalogues.
 
+import {
+  ChatPanel, controlButton, emitAck, offerToServer, placePointer, relabel,
+} from './callkit.js';
 import { el, icon } from './dom.js';
 import { browserLanguage, t, useLanguage } from './i18n.js';
 
 const main = document.getElementById('main');
 const token = decodeURIComponent(location.pathname.split('/')[2] ?? '');
-const ACK_TIMEOUT_MS = 15_000;
-const GATHER_TIMEOUT_MS = 5_000;
 const GRANT_KEY = `claimcam.grant.${token}`;
 const CODE_SENT_KEY = `claimcam.code_sent.${token}`;
 const CODE_VALID_MS = 10 * 60_000;
@@ -312,11 +313,6 @@ async function joinCall() {
 
 // ---------- the call view ----------
 
-function controlButton(name, label, onclick, extra = '') {
-  return el('button', { class: `call-button ${extra}`, type: 'button', onclick, 'aria-label': label, title: label },
-    icon(name), el('span', { class: 'call-button-label', text: label }));
-}
-
 function renderCall() {
   document.title = t('join.title');
   ui.video = el('video', { class: 'preview', autoplay: true, muted: true, playsinline: true, 'aria-label': t('join.preview') });
@@ -343,22 +339,28 @@ function renderCall() {
     ui.switchButton, ui.mute, ui.chatButton,
     controlButton('hangup', t('join.end_call'), endCall, 'call-button-danger'));
 
-  ui.chatList = el('ol', { class: 'chat-list', 'aria-live': 'polite' });
-  ui.chatEmpty = el('p', { class: 'muted chat-empty', text: t('join.chat_empty') });
-  ui.chatInput = el('input', { id: 'chat-input', type: 'text', placeholder: t('join.chat_message'), maxlength: '1000', autocomplete: 'off', required: true });
-  ui.chatError = el('p', { class: 'chat-error', role: 'alert' });
-  const form = el('form', { class: 'chat-form', onsubmit: sendChat },
-    el('label', { class: 'visually-hidden', for: 'chat-input', text: t('join.chat_message') }),
-    ui.chatInput,
-    el('button', { class: 'button button-primary', type: 'submit', 'aria-label': t('join.send') }, icon('send')));
-  ui.chat = el('section', { class: 'chat-panel', id: 'chat-panel', hidden: true, 'aria-labelledby': 'chat-title' },
-    el('div', { class: 'chat-head' }, el('h2', { id: 'chat-title', text: t('join.chat') }),
-      el('button', { class: 'button button-small', type: 'button', onclick: toggleChat, 'aria-label': t('join.close_chat') },
-        icon('close'))),
-    ui.chatEmpty, ui.chatList, ui.chatError, form);
+  ui.chat = new ChatPanel({
+    id: 'chat-panel',
+    text: {
+      title: t('join.chat'), empty: t('join.chat_empty'), message: t('join.chat_message'), send: t('join.send'),
+      close: t('join.close_chat'), failed: t('join.chat_failed'), you: t('join.you'),
+    },
+    isMine: (m) => m.from?.role === 'claimant',
+    nameOf: (m) => m.from?.name || t('join.inspector_fallback'),
+    send: async (text) => {
+      const reply = await ack('chat', { text });
+      if (!reply.ok) throw new Error(reply.error?.code);
+      return reply.message;
+    },
+    onUnread: () => {
+      ui.chatBadge.hidden = false;
+      ui.chatBadge.textContent = String(Number(ui.chatBadge.textContent || 0) + 1);
+    },
+  });
+  ui.chat.closeButton.addEventListener('click', toggleChat);
 
   ui.dialog = el('dialog', { class: 'dialog dialog-small', 'aria-labelledby': 'switch-title' });
-  show(el('div', { class: 'call' }, ui.stage, controls, ui.chat, ui.remoteAudio, ui.dialog));
+  show(el('div', { class: 'call' }, ui.stage, controls, ui.chat.element, ui.remoteAudio, ui.dialog));
   main.classList.add('page-call');
   window.addEventListener('resize', placeCursor);
 }
@@ -373,8 +375,7 @@ function setStatus(key) {
 // ---------- signalling and media ----------
 
 function ack(event, payload) {
-  const socket = state.socket.timeout(ACK_TIMEOUT_MS);
-  return payload === undefined ? socket.emitWithAck(event) : socket.emitWithAck(event, payload);
+  return emitAck(state.socket, event, payload);
 }
 
 function connectSignalling() {
@@ -391,7 +392,7 @@ function connectSignalling() {
     else setStatus('join.connecting');
   });
   socket.on('disconnect', () => { if (!state.ended) setStatus('join.connecting'); });
-  socket.on('chat', addMessage);
+  socket.on('chat', (message) => ui.chat.add(message));
   socket.on('cursor', onCursor);
   socket.on('recording', (data) => { ui.recording.hidden = !data?.active; });
   socket.on('camera_switch_requested', askSwitch);
@@ -405,8 +406,7 @@ async function onConnect() {
   try {
     const joined = await ack('join');
     if (!joined.ok) throw new Error(joined.error?.code ?? 'join refused');
-    ui.chatList.replaceChildren();
-    for (const message of joined.chat ?? []) addMessage(message);
+    ui.chat.replace(joined.chat);
     ui.recording.hidden = !joined.recording?.active && joined.recording !== true;
     await negotiate();
     if (state.muted) await ack('mute', { muted: true });
@@ -427,19 +427,6 @@ async function iceServers() {
   return (await resp.json()).ice_servers ?? [];
 }
 
-function gatheringComplete(pc) {
-  if (pc.iceGatheringState === 'complete') return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (pc.iceGatheringState !== 'complete') return;
-      pc.removeEventListener('icegatheringstatechange', done);
-      resolve();
-    };
-    pc.addEventListener('icegatheringstatechange', done);
-    window.setTimeout(resolve, GATHER_TIMEOUT_MS); // send what was gathered rather than never
-  });
-}
-
 async function negotiate() {
   state.pc?.close();
   const pc = new RTCPeerConnection({ iceServers: await iceServers() });
@@ -457,11 +444,7 @@ async function negotiate() {
   pc.addEventListener('connectionstatechange', () => {
     if (pc.connectionState === 'failed' && state.pc === pc && !state.ended) setStatus('join.connect_failed');
   });
-  await pc.setLocalDescription(await pc.createOffer());
-  await gatheringComplete(pc);
-  const reply = await ack('rtc_offer', { type: 'offer', sdp: pc.localDescription.sdp });
-  if (!reply.ok) throw new Error(reply.error?.code ?? 'offer refused');
-  await pc.setRemoteDescription(reply.answer);
+  await offerToServer(pc, state.socket);
 }
 
 // ---------- controls ----------
@@ -481,6 +464,7 @@ async function switchCamera() {
     ui.video.srcObject = state.stream;
     state.facing = facing;
     ui.stage.dataset.facing = facing;
+    placeCursor();
     if (state.socket?.connected) await ack('camera_facing', { facing });
     return true;
   } catch (error) {
@@ -495,58 +479,23 @@ async function switchCamera() {
 async function toggleMute() {
   state.muted = !state.muted;
   for (const track of state.stream?.getAudioTracks() ?? []) track.enabled = !state.muted;
-  const label = t(state.muted ? 'join.unmute' : 'join.mute');
-  ui.mute.setAttribute('aria-label', label);
-  ui.mute.title = label;
-  ui.mute.querySelector('.call-button-label').textContent = label;
+  relabel(ui.mute, t(state.muted ? 'join.unmute' : 'join.mute'), state.muted ? 'mic-off' : 'mic');
   ui.mute.setAttribute('aria-pressed', String(state.muted));
   ui.mute.classList.toggle('call-button-on', state.muted);
-  ui.mute.replaceChild(icon(state.muted ? 'mic-off' : 'mic'), ui.mute.querySelector('svg'));
   if (state.socket?.connected) {
     try { await ack('mute', { muted: state.muted }); } catch { /* presence catches up on reconnect */ }
   }
 }
 
 function toggleChat() {
-  const open = ui.chat.hidden;
-  ui.chat.hidden = !open;
+  const open = !ui.chat.open;
+  ui.chat.show(open);
   ui.chatButton.setAttribute('aria-expanded', String(open));
   if (open) {
     ui.chatBadge.hidden = true;
     ui.chatBadge.textContent = '';
-    ui.chatInput.focus();
-    ui.chatList.lastElementChild?.scrollIntoView({ block: 'end' });
   } else {
     ui.chatButton.focus();
-  }
-}
-
-function addMessage(message) {
-  if (!message || typeof message.text !== 'string') return;
-  const mine = message.from?.role === 'claimant';
-  const who = mine ? t('join.you') : (message.from?.name || t('join.inspector_fallback'));
-  ui.chatList.append(el('li', { class: `chat-message ${mine ? 'chat-mine' : 'chat-theirs'}` },
-    el('span', { class: 'chat-from', text: who }), el('p', { class: 'chat-text', text: message.text })));
-  ui.chatEmpty.hidden = true;
-  ui.chatList.lastElementChild.scrollIntoView({ block: 'end' });
-  if (!mine && ui.chat.hidden) {
-    ui.chatBadge.hidden = false;
-    ui.chatBadge.textContent = String(Number(ui.chatBadge.textContent || 0) + 1);
-  }
-}
-
-async function sendChat(event) {
-  event.preventDefault();
-  const text = ui.chatInput.value.trim();
-  if (!text) return;
-  ui.chatError.textContent = '';
-  try {
-    const reply = await ack('chat', { text });
-    if (!reply.ok) throw new Error(reply.error?.code);
-    ui.chatInput.value = '';
-    addMessage(reply.message);
-  } catch {
-    ui.chatError.textContent = t('join.chat_failed');
   }
 }
 
@@ -559,22 +508,11 @@ async function endCall() {
 // ---------- what the inspector does ----------
 
 /** The rectangle the video picture occupies inside the element (object-fit: contain). */
-function pictureRect() {
-  const box = ui.video.getBoundingClientRect();
-  const stage = ui.stage.getBoundingClientRect();
-  const vw = ui.video.videoWidth || 4;
-  const vh = ui.video.videoHeight || 3;
-  const scale = Math.min(box.width / vw, box.height / vh);
-  const w = vw * scale;
-  const h = vh * scale;
-  return { left: box.left - stage.left + (box.width - w) / 2, top: box.top - stage.top + (box.height - h) / 2, w, h };
-}
-
 function placeCursor() {
   if (!ui.cursor || ui.cursor.hidden) return;
-  const { x, y } = ui.cursor.dataset;
-  const r = pictureRect();
-  ui.cursor.style.transform = `translate(${r.left + Number(x) * r.w}px, ${r.top + Number(y) * r.h}px)`;
+  // The front camera's preview is mirrored, so the spot the inspector points at is too.
+  const x = Number(ui.cursor.dataset.x);
+  placePointer(ui.cursor, ui.video, ui.stage, state.facing === 'user' ? 1 - x : x, Number(ui.cursor.dataset.y));
 }
 
 function onCursor(data) {
