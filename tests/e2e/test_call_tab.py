@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.async_api import expect
 
-from tests.e2e.conftest import OpenTab
+from tests.e2e.conftest import DESKTOP, PHONE, OpenTab
 from tests.e2e.pages import assert_every_control_named, focus_ring_visible
 from tests.support.world import PORTALS, Api
 
@@ -72,6 +72,9 @@ async def test_before_the_claimant_joins_the_tab_waits_and_captures_are_off(
     await page.keyboard.press("Enter")
     await expect(panel.get_by_role("button", name="Osoitin")).to_have_attribute("aria-pressed", "true")
     await tab.snap(artifacts, "call-tab-waiting")
+    await page.set_viewport_size(PHONE)  # five controls and the panel fit a phone without sideways scrolling
+    assert await page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    await page.set_viewport_size(DESKTOP)
     await panel.get_by_role("button", name="Sulje lisätoiminnot").click()
     await expect(panel).to_be_hidden()
     await expect(page.get_by_role("button", name="Lisää toimintoja")).to_be_focused()
