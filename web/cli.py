@@ -1,4 +1,4 @@
-"""`claimcam serve`, `claimcam demo`, `claimcam migrate`, `claimcam settings`, `claimcam loadtest`."""
+"""`claimcam serve`, `claimcam demo`, `claimcam migrate`, `claimcam settings`, `claimcam loadtest`, `claimcam bench`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from aiohttp import web
 
 from bench import loadtest
+from bench import signalling as signalling_bench
 from rooms.database import open_engine
 from rooms.migrations import migrate
 from web import demo
@@ -34,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     lt = sub.add_parser("loadtest", help="run concurrent calls against a server and measure them",
                         description=loadtest.DESCRIPTION)
     loadtest.add_arguments(lt)
+    bench = sub.add_parser("bench", help="benchmarks that start their own servers on 127.0.0.1 and print numbers")
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True)
+    sig = benchmarks.add_parser("signalling", help="cursor and chat delivery through Socket.IO vs a raw websocket",
+                                description=signalling_bench.DESCRIPTION)
+    signalling_bench.add_arguments(sig)
+    sig.set_defaults(run_benchmark=signalling_bench.command)
     return p
 
 
@@ -65,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "loadtest":
         return loadtest.command(args)
+    if args.command == "bench":
+        return int(args.run_benchmark(args))
     try:
         settings = load_settings(
             config_file=args.config,
