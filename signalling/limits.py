@@ -1,4 +1,4 @@
-"""Rate limits per socket: a token bucket for bursts, and a minimum interval for cursor moves."""
+"""Rate limits per socket: token buckets, which pass a steady rate and absorb arrival jitter."""
 
 from __future__ import annotations
 
@@ -20,21 +20,5 @@ class TokenBucket:
         self._at = t
         if self._tokens >= 1.0:
             self._tokens -= 1.0
-            return True
-        return False
-
-
-class MinInterval:
-    """Lets one event through per interval and drops the rest (never queues them)."""
-
-    def __init__(self, interval_s: float, now: Callable[[], float] = time.monotonic) -> None:
-        self._interval = interval_s
-        self._now = now
-        self._last = float("-inf")
-
-    def allow(self) -> bool:
-        t = self._now()
-        if t - self._last >= self._interval:
-            self._last = t
             return True
         return False
