@@ -40,6 +40,8 @@ class HubConfig:
     health_interval_s: float = 5.0
     heartbeat_s: float = 10.0
     node_dead_after_s: float = 30.0
+    # Several processes on one port: Engine.IO's long-polling would need sticky sessions.
+    websocket_only: bool = False
 
 
 def invite_update(invite: Invite, access: Access, change: str) -> dict[str, Any]:
@@ -78,6 +80,7 @@ class Hub:
             async_mode="aiohttp",
             client_manager=self.manager,
             max_http_buffer_size=MAX_MESSAGE_BYTES,
+            transports=["websocket"] if config.websocket_only else None,
             logger=logging.getLogger("signalling.socketio"),
             engineio_logger=False,
         )

@@ -233,7 +233,9 @@ def _manifest_keeper(filer: CaptureFiler) -> Callable[[Change], Awaitable[None]]
     return keep
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now, media: MediaPort | None = None) -> web.Application:
+def create_app(
+    settings: Settings, *, clock: Clock = utc_now, media: MediaPort | None = None, websocket_only: bool = False
+) -> web.Application:
     """Build the application; `settings` must already be resolved (see Settings.resolved).
 
     Every long-lived object is made here; the SQL engine connects lazily, so nothing does I/O
@@ -278,6 +280,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, media: MediaPort |
         redis_url=settings.redis_url,
         limits=CallLimits(camera_switch_ttl_s=settings.camera_switch_timeout_s),
         health_interval_s=settings.redis_health_interval_s,
+        websocket_only=websocket_only,
     )
     store = _object_store(settings)
     filer = CaptureFiler(engine, store, feed, clock)

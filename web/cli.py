@@ -13,7 +13,7 @@ from bench import loadtest
 from bench import signalling as signalling_bench
 from rooms.database import open_engine
 from rooms.migrations import migrate
-from web import demo
+from web import demo, workers
 from web.app import create_app
 from web.settings import Settings, SettingsError, load_settings, setting_fields
 
@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("serve", "demo"):
             sp.add_argument("--host", help="bind address (CLAIMCAM_HOST, default 127.0.0.1)")
             sp.add_argument("--port", type=int, help="port (CLAIMCAM_PORT, default 8080)")
+            sp.add_argument("--workers", type=int, default=1,
+                            help=f"server processes on the one port, 1..{workers.MAX_WORKERS}; more than 1 needs "
+                                 "CLAIMCAM_REDIS_URL (see web/workers.py)")
+            sp.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a child of --workers
     lt = sub.add_parser("loadtest", help="run concurrent calls against a server and measure them",
                         description=loadtest.DESCRIPTION)
     loadtest.add_arguments(lt)
@@ -87,10 +91,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
-    app = create_app(settings)
-    if settings.demo:
+    n = getattr(args, "workers", 1)
+    if not 1 <= n <= workers.MAX_WORKERS:
+        print(f"claimcam: --workers must be 1..{workers.MAX_WORKERS}", file=sys.stderr)
+        return 2
+    if n > 1:
+        if not settings.redis_url:
+            print("claimcam: --workers above 1 needs CLAIMCAM_REDIS_URL: the workers are nodes that share "
+                  "Socket.IO rooms and call media through Redis", file=sys.stderr)
+            return 2
+        asyncio.run(_migrate(settings))  # once, before the workers race to do it
+        command = workers.child_command(args.config, settings.host, settings.port, demo=args.command == "demo")
+        return workers.supervise(command, n, address=(settings.host, settings.port))
+    app = create_app(settings, websocket_only=args.worker)
+    if settings.demo and not args.worker:
         app.on_startup.append(lambda _app: _print_banner(settings))
-    web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=5, print=None)
+    web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=5, print=None, reuse_port=args.worker)
     return 0
 
 
