@@ -14,6 +14,7 @@ from bench import signalling as signalling_bench
 from rooms.database import open_engine
 from rooms.migrations import migrate
 from web import demo, workers
+from web.access_log import RedactingAccessLogger
 from web.app import create_app
 from web.settings import Settings, SettingsError, load_settings, setting_fields
 
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(settings, websocket_only=args.worker)
     if settings.demo and not args.worker:
         app.on_startup.append(lambda _app: _print_banner(settings))
-    web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=5, print=None, reuse_port=args.worker)
+    web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=5, print=None, reuse_port=args.worker,
+                access_log_class=RedactingAccessLogger)
     return 0
 
 
