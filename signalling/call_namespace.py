@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rooms import directory
 from rooms.calls import CLAIMANT, INSPECTOR, CallService, Participant
-from rooms.errors import LinkUnusable, RoomsError
+from rooms.errors import LinkUnusable, NotFound, RoomsError
 from rooms.invites import InviteService, require_full
 from rooms.models import Actor, Event, InviteStatus, User
 from rooms.staff_auth import JwtVerifier
 from signalling import events as ev
-from signalling.limits import TokenBucket
+from signalling.limits import FailureLimiter, TokenBucket
 from signalling.media_port import MediaPort
 from signalling.payloads import (
     ChatIn,
@@ -87,6 +87,12 @@ class Socket:
         self.cursor = TokenBucket(lim.cursor_hz, 2.0)
 
 
+def client_address(environ: dict[str, Any]) -> str:
+    request = environ.get("aiohttp.request")
+    remote = getattr(request, "remote", None)
+    return str(remote or environ.get("REMOTE_ADDR", ""))
+
+
 def room_of(invite_id: str) -> str:
     return f"call:{invite_id}"
 
@@ -124,6 +130,7 @@ class CallNamespace(socketio.AsyncNamespace):
         media: MediaPort,
         limits: CallLimits,
         tasks: TaskSet,
+        link_guard: FailureLimiter | None = None,
     ) -> None:
         super().__init__(ev.CALL_NAMESPACE)
         self._engine = engine
@@ -133,6 +140,7 @@ class CallNamespace(socketio.AsyncNamespace):
         self._media = media
         self._limits = limits
         self._tasks = tasks
+        self._link_guard = link_guard or FailureLimiter()
         self._sockets: dict[str, Socket] = {}
         self._handlers: dict[str, Handler] = {
             JOIN: self._join,
@@ -152,9 +160,15 @@ class CallNamespace(socketio.AsyncNamespace):
     # ---- connection ----
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        client = client_address(environ)
+        claimant = isinstance(auth, dict) and "token" in auth
         try:
+            if claimant and self._link_guard.blocked(client):
+                raise SignallingError("too_many_attempts", "too many unknown links from this address; wait a minute")
             sock = await self._authenticate(auth)
         except (RoomsError, SignallingError, ValidationError) as e:
+            if claimant and isinstance(e, NotFound):
+                self._link_guard.failed(client)  # guessing link tokens costs the guesser
             err = to_wire(e)["error"]
             log.info("refused a /call connection: %s", err["code"])
             raise socketio.exceptions.ConnectionRefusedError(err["message"], {"code": err["code"]}) from None

@@ -22,6 +22,7 @@ from rooms.stopping import StopSignal, finish
 from signalling import events as ev
 from signalling.call_namespace import CallLimits, CallNamespace, person
 from signalling.call_namespace import room_of as call_room
+from signalling.limits import FailureLimiter
 from signalling.media_port import MediaPort
 from signalling.redis_health import WatchedRedisManager
 from signalling.staff_namespace import StaffNamespace
@@ -68,6 +69,7 @@ class Hub:
         verifier: JwtVerifier,
         media: MediaPort,
         feed: ChangeFeed,
+        link_guard: FailureLimiter | None = None,
     ) -> None:
         self._config = config
         self._engine = engine
@@ -84,7 +86,7 @@ class Hub:
             logger=logging.getLogger("signalling.socketio"),
             engineio_logger=False,
         )
-        self.call = CallNamespace(engine, invites, calls, verifier, media, config.limits, self.tasks)
+        self.call = CallNamespace(engine, invites, calls, verifier, media, config.limits, self.tasks, link_guard)
         self.staff = StaffNamespace(engine, verifier)
         self.sio.register_namespace(self.call)
         self.sio.register_namespace(self.staff)

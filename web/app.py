@@ -42,6 +42,7 @@ from rooms.staff_auth import JwtVerifier
 from rooms.stopping import StopSignal, finish
 from signalling.call_namespace import CallLimits
 from signalling.hub import Hub, HubConfig
+from signalling.limits import FailureLimiter
 from signalling.media_port import MediaPort
 from signalling.media_router import RoutedMedia
 from web import demo, pages
@@ -58,6 +59,7 @@ from web.keys import (
     hub_key,
     ice_key,
     invites_key,
+    link_guard_key,
     media_plane_key,
     metrics_key,
     object_store_key,
@@ -66,6 +68,7 @@ from web.keys import (
 )
 from web.metrics import Metrics
 from web.schemas import ID_PATTERN
+from web.security import link_guard_middleware, security_headers_middleware
 from web.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -243,7 +246,10 @@ def create_app(
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware, error_middleware, path_id_middleware],
+        middlewares=[
+            metrics_middleware, security_headers_middleware, link_guard_middleware, error_middleware,
+            path_id_middleware,
+        ],
         # Above aiohttp's default 8190 bytes, so over-long bearer tokens and link paths reach the
         # handlers and get the API's JSON errors (401, 404), not the parser's plain-text 400.
         handler_args={"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES},
@@ -292,7 +298,8 @@ def create_app(
         # Several nodes: each call's media runs on one owner node, whoever's socket asks.
         router = RoutedMedia(media, settings.redis_url, node_id, has_call=lambda i: plane.call(i) is not None)
         media = router
-    hub = Hub(hub_config, engine, invites, calls, verifier, media, feed)
+    link_guard = FailureLimiter()  # one budget per client for REST and /call alike
+    hub = Hub(hub_config, engine, invites, calls, verifier, media, feed, link_guard)
 
     app[settings_key] = settings
     app[clock_key] = clock
@@ -308,6 +315,7 @@ def create_app(
     app[delivery_key] = worker
     app[calls_key] = calls
     app[hub_key] = hub
+    app[link_guard_key] = link_guard
     app[ice_key] = ice
     app.cleanup_ctx.extend([_host_addresses, _storage, _database])
     if router is not None:

@@ -16,6 +16,7 @@ from rooms.delivery.worker import DeliveryWorker
 from rooms.invites import InviteService
 from rooms.staff_auth import JwtVerifier
 from signalling.hub import Hub
+from signalling.limits import FailureLimiter
 from web.metrics import Metrics
 from web.settings import Settings
 
@@ -33,3 +34,4 @@ calls_key = web.AppKey("calls", CallService)
 hub_key = web.AppKey("hub", Hub)
 ice_key = web.AppKey("ice", IceSettings)
 media_plane_key = web.AppKey("media_plane", MediaPlane)
+link_guard_key = web.AppKey("link_guard", FailureLimiter)

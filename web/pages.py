@@ -33,7 +33,7 @@ def content_security_policy(settings: Settings) -> str:
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; "
         f"img-src {media}; media-src {media}; connect-src 'self'; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'"
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from signalling.limits import TokenBucket
+from signalling.limits import FailureLimiter, TokenBucket
 
 
 class Clock:
@@ -44,3 +44,23 @@ def test_a_burst_passes_two_then_waits_for_tokens() -> None:
     assert [bucket.take() for _ in range(4)] == [True, True, False, False]
     clock.t += 1 / 30
     assert bucket.take() and not bucket.take()
+
+
+def test_failures_spend_a_budget_that_refills_and_successes_cost_nothing() -> None:
+    clock = Clock()
+    guard = FailureLimiter(per_minute=10, burst=3, now=clock)
+    assert not guard.blocked("1.2.3.4")
+    for _ in range(3):
+        guard.failed("1.2.3.4")
+    assert guard.blocked("1.2.3.4") and not guard.blocked("5.6.7.8")
+    assert guard.retry_after_s("1.2.3.4") == 6  # one token back at 10 a minute
+    clock.t += 6.0
+    assert not guard.blocked("1.2.3.4")
+
+
+def test_the_guard_forgets_the_oldest_clients_beyond_its_bound() -> None:
+    guard = FailureLimiter(per_minute=1, burst=1, max_clients=100, now=Clock())
+    for i in range(1000):
+        guard.failed(f"10.0.{i // 256}.{i % 256}")
+    assert guard.blocked("10.0.3.231") and not guard.blocked("10.0.0.0")  # the newest kept, the oldest gone
+    assert len(guard._buckets) == 100
