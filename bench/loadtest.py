@@ -30,6 +30,7 @@ import aiohttp
 from bench.clips import Clip, ClipError, pattern_clip, tone_clip, video_file_clip
 from bench.peers import (
     CallSocket,
+    Counter,
     RtcBot,
     SignallingError,
     claimant_bot,
@@ -100,6 +101,9 @@ class LoadOptions:
 # ---- results ----
 
 
+UNREPORTED = ("run_started", "received")
+
+
 @dataclass
 class CallReport:
     index: int
@@ -118,14 +122,15 @@ class CallReport:
     ran_s: float = 0.0
     errors: list[str] = field(default_factory=list)
     run_started: float | None = None  # monotonic clock, for the progress bar; not reported
+    # The inspector's live counters while the call runs (`claimcam bench calls` reads them over its window).
+    received: dict[str, Counter] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.errors and self.phase == "done"
 
     def as_json(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        del out["run_started"]
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in UNREPORTED}
         out["ok"] = self.ok
         return out
 
@@ -391,9 +396,11 @@ async def _until(deadline: float) -> None:
         await asyncio.sleep(delay)
 
 
-async def _screenshots(rep: CallReport, inspector: CallSocket, start: float, seconds: float, count: int) -> None:
+async def _screenshots(
+    rep: CallReport, inspector: CallSocket, start: float, seconds: float, count: int, phase: float
+) -> None:
     for k in range(count):
-        await _until(start + seconds * (k + 0.5) / count)
+        await _until(start + seconds * (k + phase) / count)
         if inspector.disconnected.is_set():
             return
         t = asyncio.get_running_loop().time()
@@ -411,8 +418,11 @@ def _record_error(what: str, e: SignallingError) -> str:
     return f"{what}: {e}"
 
 
-async def run_call(shared: Shared, rep: CallReport) -> None:
-    """One whole call; everything it opened is closed before it returns, whatever happened."""
+async def run_call(shared: Shared, rep: CallReport, screenshot_phase: float = 0.5) -> None:
+    """One whole call; everything it opened is closed before it returns, whatever happened.
+
+    Screenshot k of K is taken at S·(k + screenshot_phase)/K into the run.
+    """
     o = shared.options
     loop = asyncio.get_running_loop()
     claimant, inspector = CallSocket("claimant"), CallSocket("inspector")
@@ -441,6 +451,7 @@ async def run_call(shared: Shared, rep: CallReport) -> None:
             await inspector.request("join")
             i_bot = inspector_bot(rtc_configuration(shared.staff_ice), shared.audio)
             bots.append(i_bot)
+            rep.received = i_bot.received
             await i_bot.negotiate(inspector.offer)
             rep.phase = "first video frame"
             await i_bot.received["video"].first.wait()
@@ -457,7 +468,7 @@ async def run_call(shared: Shared, rep: CallReport) -> None:
                 recording = True
             except SignallingError as e:
                 rep.errors.append(_record_error("record_start", e))
-        shots = loop.create_task(_screenshots(rep, inspector, start, o.seconds, o.screenshots))
+        shots = loop.create_task(_screenshots(rep, inspector, start, o.seconds, o.screenshots, screenshot_phase))
         lost = [loop.create_task(s.disconnected.wait()) for s in (claimant, inspector)]
         background += [shots, *lost]
         done, _ = await asyncio.wait(lost, timeout=o.seconds, return_when=asyncio.FIRST_COMPLETED)

@@ -2,7 +2,8 @@
 
 The claimant publishes camera video and microphone audio; every inspector receives both,
 forwarded encoded; the inspectors' voice goes back to the claimant. Each participant has one
-RTCPeerConnection; the browser offers and the server answers.
+RTCPeerConnection; the browser offers and the server answers. With the relay `naive` (benchmarks
+only) the inspectors get the claimant's media decoded and encoded again instead (media/naive.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from media.fanout import ForwardTrack, KeyframeRequester, Publisher, pump
 from media.mixer import VoiceMixer
+from media.naive import DecodingRelay, FrameTrack
 from media.sdp import BadSdp, check_offer, media_ssrc, offered_codecs
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,9 @@ log = logging.getLogger(__name__)
 CLAIMANT = "claimant"
 INSPECTOR = "inspector"
 VIDEO_CODECS = ("vp8", "h264")
+PASSTHROUGH = "passthrough"  # the claimant's encoded media forwarded as it is
+NAIVE = "naive"  # decoded and encoded again for every inspector (media/naive.py), for benchmarks
+RELAY_MODES = (PASSTHROUGH, NAIVE)
 
 
 def _codec_preferences(name: str) -> list[RTCRtpCodecCapability]:
@@ -42,14 +47,20 @@ class Peer:
     role: str
     pc: RTCPeerConnection
     forwards: list[tuple[Publisher, ForwardTrack]] = field(default_factory=list)
+    decoded: list[tuple[DecodingRelay, FrameTrack]] = field(default_factory=list)  # naive relay only
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
     video_receiver: Any = None  # the claimant's: where keyframe requests go
     video_ssrc: int | None = None
 
 
 class CallMedia:
-    def __init__(self, invite_id: str, configuration: RTCConfiguration, preferred_codec: str = "vp8") -> None:
+    def __init__(
+        self, invite_id: str, configuration: RTCConfiguration, preferred_codec: str = "vp8", relay: str = PASSTHROUGH
+    ) -> None:
+        if relay not in RELAY_MODES:
+            raise ValueError(f"relay must be one of {', '.join(RELAY_MODES)}, not {relay!r}")
         self.invite_id = invite_id
+        self.relay = relay
         self._configuration = configuration
         self.codec = preferred_codec
         self._peers: dict[str, Peer] = {}
@@ -60,6 +71,10 @@ class CallMedia:
         self.audio = Publisher("audio")
         self.voice = Publisher("audio")  # the inspectors' voices, for the claimant
         self.mixer = VoiceMixer(self.voice)
+        self._decoding: dict[str, DecodingRelay] = {}
+        if relay == NAIVE:
+            self._decoding = {"video": DecodingRelay(self.video, lambda: self.codec),
+                              "audio": DecodingRelay(self.audio, lambda: "opus")}
 
     @property
     def peers(self) -> dict[str, Peer]:
@@ -136,8 +151,12 @@ class CallMedia:
             for transceiver in pc.getTransceivers():
                 if transceiver.kind == "video":
                     transceiver.setCodecPreferences(_codec_preferences(self.codec))
-            self._attach(peer, self.video, "video")
-            self._attach(peer, self.audio, "audio")
+            if self.relay == NAIVE:
+                self._attach_decoded(peer, "video")
+                self._attach_decoded(peer, "audio")
+            else:
+                self._attach(peer, self.video, "video")
+                self._attach(peer, self.audio, "audio")
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         return str(pc.localDescription.sdp)
@@ -150,6 +169,15 @@ class CallMedia:
         # A downstream keyframe request (PLI/FIR from the browser) goes upstream, rate-limited.
         sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
         peer.forwards.append((publisher, track))
+
+    def _attach_decoded(self, peer: Peer, kind: str) -> None:
+        if not any(t.kind == kind for t in peer.pc.getTransceivers()):
+            return
+        relay = self._decoding[kind]
+        track = relay.subscribe()
+        # aiortc's own keyframe handling stays: a PLI from the inspector makes his encoder send one.
+        peer.pc.addTrack(track)
+        peer.decoded.append((relay, track))
 
     async def drop(self, sid: str) -> None:
         async with self._lock:
@@ -164,6 +192,8 @@ class CallMedia:
         sid = peer.sid
         for publisher, track in peer.forwards:
             publisher.unsubscribe(track)
+        for relay, frames in peer.decoded:
+            relay.unsubscribe(frames)
         for task in peer.pumps:
             task.cancel()
         await peer.pc.close()
@@ -185,6 +215,8 @@ class CallMedia:
         async with self._lock:
             for sid in list(self._peers):
                 await self._drop(sid)
+        for relay in self._decoding.values():
+            await relay.close()
         self.video.close()
         self.audio.close()
         self.voice.close()

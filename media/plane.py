@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from media import passthrough
-from media.call_media import CallMedia
+from media.call_media import PASSTHROUGH, RELAY_MODES, CallMedia
 from media.ice import IceSettings, announce_public_address, server_rtc_configuration
 
 log = logging.getLogger(__name__)
@@ -16,8 +16,11 @@ CloseHook = Callable[[str], Awaitable[None]]
 
 
 class MediaPlane:
-    def __init__(self, ice: IceSettings, preferred_codec: str = "vp8") -> None:
+    def __init__(self, ice: IceSettings, preferred_codec: str = "vp8", relay: str = PASSTHROUGH) -> None:
+        if relay not in RELAY_MODES:
+            raise ValueError(f"relay must be one of {', '.join(RELAY_MODES)}, not {relay!r}")
         passthrough.install()
+        self.relay = relay
         self._ice = ice
         self._preferred_codec = preferred_codec
         self._calls: dict[str, CallMedia] = {}
@@ -35,7 +38,7 @@ class MediaPlane:
         async with self._lock:
             media = self._calls.get(invite_id)
             if media is None:
-                media = CallMedia(invite_id, server_rtc_configuration(self._ice), self._preferred_codec)
+                media = CallMedia(invite_id, server_rtc_configuration(self._ice), self._preferred_codec, self.relay)
                 self._calls[invite_id] = media
         answer = await media.negotiate(sid, role, offer_sdp)
         return announce_public_address(answer, self._ice)

@@ -291,7 +291,7 @@ def create_app(
     store = _object_store(settings)
     filer = CaptureFiler(engine, store, feed, clock)
     ice = settings.ice()
-    plane = MediaPlane(ice)
+    plane = MediaPlane(ice, relay=settings.media_relay)
     media = media or MediaService(plane, filer, Path(settings.recordings_dir))
     router: RoutedMedia | None = None
     if settings.redis_url:

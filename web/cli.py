@@ -9,6 +9,7 @@ import sys
 
 from aiohttp import web
 
+from bench import calls as calls_bench
 from bench import loadtest
 from bench import signalling as signalling_bench
 from rooms.database import open_engine
@@ -46,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
                                 description=signalling_bench.DESCRIPTION)
     signalling_bench.add_arguments(sig)
     sig.set_defaults(run_benchmark=signalling_bench.command)
+    calls = benchmarks.add_parser(
+        "calls", help="server CPU, memory, fps, set-up and screenshots per call, passthrough against the naive relay",
+        description=calls_bench.DESCRIPTION,
+    )
+    calls_bench.add_arguments(calls)
+    calls.set_defaults(run_benchmark=calls_bench.command)
     return p
 
 

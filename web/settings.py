@@ -123,6 +123,12 @@ class Settings:
     )
     turn_secret: str = _doc("coturn's `static-auth-secret` (`use-auth-secret`); required with `turn_urls`.", default="")
     turn_ttl_s: int = _doc("How long the TURN credentials handed out stay valid, in seconds.", default=3600)
+    media_relay: str = _doc(
+        "How the claimant's media reaches the inspectors: `passthrough` (forwarded encoded, never decoded) or "
+        "`naive` (decoded and encoded again for each inspector, as a plain aiortc relay does; only for "
+        "`claimcam bench calls` to compare against).",
+        default="passthrough",
+    )
     max_body_bytes: int = _doc("Largest accepted request body.", default=1_048_576)
     demo: bool = _doc("Demo mode: seeds demo data, enables /dev/* pages and APIs.", default=False)
     log_level: str = _doc("Python logging level.", default="INFO")
@@ -153,6 +159,8 @@ class Settings:
             raise SettingsError("sms_delivery must be 'outbox' or 'gateway'")
         if self.sms_delivery == "gateway" and not self.sms_gateway_url:
             raise SettingsError("sms_delivery 'gateway' needs sms_gateway_url")
+        if self.media_relay not in ("passthrough", "naive"):
+            raise SettingsError("media_relay must be 'passthrough' or 'naive'")
         if not 0 < self.port < 65536:
             raise SettingsError("port must be 1..65535")
         if self.delivery_max_attempts < 1:
