@@ -15,8 +15,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcpeerconnection import filter_preferred_codecs
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from media.fanout import ForwardTrack, KeyframeRequester, Publisher, pump
@@ -32,6 +34,20 @@ VIDEO_CODECS = ("vp8", "h264")
 PASSTHROUGH = "passthrough"  # the claimant's encoded media forwarded as it is
 NAIVE = "naive"  # decoded and encoded again for every inspector (media/naive.py), for benchmarks
 RELAY_MODES = (PASSTHROUGH, NAIVE)
+
+
+def _prefer(transceiver: RTCRtpTransceiver, codec: str) -> None:
+    """Answer with `codec` first (what the call forwards), whatever order the offer listed.
+
+    aiortc (1.16) settles a transceiver's codecs inside setRemoteDescription, in the offer's order,
+    so preferences set afterwards would not reach the answer: a browser listing VP8 first would get
+    H.264 packets in a VP8 packetiser. Applied here to the settled list.
+    """
+    transceiver.setCodecPreferences(_codec_preferences(codec))
+    chosen = filter_preferred_codecs(transceiver._codecs, transceiver._preferred_codecs)
+    if not any(not is_rtx(c) for c in chosen):
+        raise BadSdp(f"the offer cannot receive this call's video codec ({codec.upper()})")
+    transceiver._codecs = chosen
 
 
 def _codec_preferences(name: str) -> list[RTCRtpCodecCapability]:
@@ -133,7 +149,7 @@ class CallMedia:
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             for transceiver in pc.getTransceivers():
                 if transceiver.kind == "video":
-                    transceiver.setCodecPreferences(_codec_preferences(self.codec))
+                    _prefer(transceiver, self.codec)
                     peer.video_receiver = transceiver.receiver
                     peer.video_ssrc = media_ssrc(sdp, "video")
             self._attach(peer, self.voice, "audio")
@@ -150,7 +166,7 @@ class CallMedia:
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             for transceiver in pc.getTransceivers():
                 if transceiver.kind == "video":
-                    transceiver.setCodecPreferences(_codec_preferences(self.codec))
+                    _prefer(transceiver, self.codec)
             if self.relay == NAIVE:
                 self._attach_decoded(peer, "video")
                 self._attach_decoded(peer, "audio")
@@ -217,6 +233,7 @@ class CallMedia:
                 await self._drop(sid)
         for relay in self._decoding.values():
             await relay.close()
+        self.keyframes.close()
         self.video.close()
         self.audio.close()
         self.voice.close()

@@ -24,22 +24,44 @@ QUEUE_PACKETS = 120  # ~4 s of video at 30 fps; a subscriber further behind drop
 
 
 class KeyframeRequester:
-    """Sends at most one keyframe request per interval upstream."""
+    """Sends at most one keyframe request per interval upstream.
 
-    def __init__(self, send: Callable[[], None], min_interval_s: float = 0.25) -> None:
+    A request inside the interval is not lost: one trailing request goes out when the interval
+    ends, however many came in it. Dropping it made a screenshot asked shortly after a recording
+    started wait for the camera's next regular keyframe, seconds later (bench calls).
+    """
+
+    def __init__(
+        self, send: Callable[[], None], min_interval_s: float = 0.25, now: Callable[[], float] = time.monotonic
+    ) -> None:
         self._send = send
         self._min_interval = min_interval_s
+        self._now = now
         self._last = float("-inf")
+        self._trailing: asyncio.TimerHandle | None = None
         self.sent = 0
 
     def request(self) -> bool:
-        now = time.monotonic()
+        """True when the request went out now; False when it waits for the interval's end."""
+        now = self._now()
         if now - self._last < self._min_interval:
+            if self._trailing is None:
+                loop = asyncio.get_running_loop()
+                self._trailing = loop.call_later(self._last + self._min_interval - now, self._fire)
             return False
-        self._last = now
+        self._fire()
+        return True
+
+    def _fire(self) -> None:
+        self._trailing = None
+        self._last = self._now()
         self.sent += 1
         self._send()
-        return True
+
+    def close(self) -> None:
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
 
 
 class ForwardTrack(MediaStreamTrack):
