@@ -31,6 +31,14 @@ class MediaPlane:
         """`hook(invite_id)` runs when a call's media is about to close, its peers still up (a recording stops)."""
         self._close_hooks.append(hook)
 
+    @property
+    def calls_open(self) -> int:
+        return len(self._calls)
+
+    @property
+    def peer_connections(self) -> int:
+        return sum(len(media.peers) for media in self._calls.values())
+
     def call(self, invite_id: str) -> CallMedia | None:
         return self._calls.get(invite_id)
 

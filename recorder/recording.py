@@ -344,8 +344,15 @@ class SpoolWriter:
         for packet in self._audio.encode(None):
             self._mux(packet)
         self._container.close()
-        self._container = None
+        self._release()
         return True
+
+    def _release(self) -> None:
+        # The streams hold the Opus encoder and its FFmpeg worker threads: drop them with the container,
+        # not whenever this writer is collected (bench soak saw threads pile up per recording).
+        self._container = None
+        self._audio = None
+        self._video = None
 
     def abandon(self) -> None:
         """Close the spool after a failure, leaving it to recovery."""
@@ -354,7 +361,7 @@ class SpoolWriter:
                 self._container.close()
             except av.FFmpegError:
                 log.exception("recording %s: the spool could not be closed", self._path.name)
-            self._container = None
+            self._release()
 
 
 class Recording:

@@ -304,6 +304,7 @@ def create_app(
     app[settings_key] = settings
     app[clock_key] = clock
     app[metrics_key] = metrics
+    metrics.watch_runtime(lambda: plane.peer_connections, lambda: plane.calls_open)
     app[verifier_key] = verifier
     app[engine_key] = engine
     app[object_store_key] = store

@@ -12,6 +12,7 @@ from aiohttp import web
 from bench import calls as calls_bench
 from bench import loadtest
 from bench import signalling as signalling_bench
+from bench import soak as soak_bench
 from rooms.database import open_engine
 from rooms.migrations import migrate
 from web import demo, workers
@@ -53,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     calls_bench.add_arguments(calls)
     calls.set_defaults(run_benchmark=calls_bench.command)
+    soak = benchmarks.add_parser("soak", help="calls in cycles for minutes; do the server's resources come back?",
+                                 description=soak_bench.DESCRIPTION)
+    soak_bench.add_arguments(soak)
+    soak.set_defaults(run_benchmark=soak_bench.command)
     return p
 
 

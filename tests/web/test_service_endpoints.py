@@ -69,3 +69,12 @@ async def test_demo_user_tokens_work_against_the_api(make_api: MakeApi) -> None:
     assert (status, listing["access"], listing["can_invite"]) == (200, "read", False)
     status, listing = await demo.call("GET", "/api/v1/cases/demo-case/invites", token=by_access["full"])
     assert (status, listing["can_invite"]) == (200, True)
+
+
+async def test_metrics_show_what_a_soak_watches(api: Api) -> None:
+    _, text = await api.call("GET", "/metrics")
+    values = {line.split()[0]: float(line.split()[1]) for line in text.decode().splitlines()
+              if line.startswith("claimcam_") and " " in line and not line.startswith("#")}
+    assert values["claimcam_peer_connections"] == 0 and values["claimcam_calls_with_media"] == 0
+    assert values["claimcam_asyncio_tasks"] >= 1 and values["claimcam_open_fds"] > 3
+    assert values["claimcam_rss_bytes"] > 10 * 2**20 and values["claimcam_threads"] >= 1
