@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import math
 import shutil
 import signal
@@ -40,11 +39,6 @@ from bench.chart import Panel, Series, draw_chart
 from bench.clips import Clip, ClipError, pattern_clip, tone_clip
 from bench.loadtest import (
     API_TIMEOUT_S,
-    EXIT_CALL_FAILED,
-    EXIT_CANNOT_START,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_TERMINATED,
     LINK_TIMEOUT_S,
     MAX_CALLS,
     SCREENSHOT_TIMEOUT_S,
@@ -64,6 +58,7 @@ from bench.loadtest import (
     stop_on_sigterm,
 )
 from bench.peers import install_passthrough
+from bench.running import run_command
 from bench.services import Child, ServiceError, Services
 from media.ice import install_host_addresses
 
@@ -683,25 +678,16 @@ def main(argv: list[str]) -> int:
 
 def command(args: argparse.Namespace) -> int:
     """What `claimcam bench calls` runs once its options are parsed."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = options_from(args)
-    try:
+
+    async def start() -> CallsReport:
         options.check()
         install_host_addresses(("127.0.0.1",))
-        report = asyncio.run(run(options))
-    except LoadTestError as e:
-        print(f"claimcam bench calls: {e}", file=sys.stderr)
-        return EXIT_CANNOT_START
-    except KeyboardInterrupt:
-        print("claimcam bench calls: interrupted; every server it started was stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except asyncio.CancelledError:
-        print("claimcam bench calls: terminated; every server it started was stopped", file=sys.stderr)
-        return EXIT_TERMINATED
-    if report.failed:
-        print(f"claimcam bench calls: {len(report.failed)} scenario(s) had failed calls or errors", file=sys.stderr)
-        return EXIT_CALL_FAILED
-    return EXIT_OK
+        return await run(options)
+
+    return run_command("claimcam bench calls", start,
+                       lambda r: f"{len(r.failed)} scenario(s) had failed calls or errors" if r.failed else None,
+                       (LoadTestError,))
 
 
 if __name__ == "__main__":

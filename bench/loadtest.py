@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import logging
 import math
 import signal
 import sys
@@ -38,6 +37,7 @@ from bench.peers import (
     install_passthrough,
     rtc_configuration,
 )
+from bench.running import run_command
 from media.ice import install_host_addresses
 
 MAX_CALLS = 100
@@ -762,25 +762,18 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
 
 def command(args: argparse.Namespace) -> int:
     """`claimcam loadtest`: 0 when every call succeeded, 1 when one failed, 2 when the run could not start."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = options_from(args)
-    try:
+
+    async def start() -> LoadReport:
         options.check()
         try:
             install_host_addresses(options.ice_host_addresses)
         except ValueError as e:
             raise LoadTestError(f"--ice-host-addresses: {e}") from None
-        report = asyncio.run(run(options))
-    except LoadTestError as e:
-        print(f"claimcam loadtest: {e}", file=sys.stderr)
-        return EXIT_CANNOT_START
-    except KeyboardInterrupt:
-        print("claimcam loadtest: interrupted; every peer and socket was closed", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except asyncio.CancelledError:
-        print("claimcam loadtest: terminated; every peer and socket was closed", file=sys.stderr)
-        return EXIT_TERMINATED
-    if report.failed:
-        print(f"claimcam loadtest: {len(report.failed)} of {len(report.calls)} call(s) failed", file=sys.stderr)
-        return EXIT_CALL_FAILED
-    return EXIT_OK
+        return await run(options)
+
+    return run_command(
+        "claimcam loadtest", start,
+        lambda r: f"{len(r.failed)} of {len(r.calls)} call(s) failed" if r.failed else None,
+        (LoadTestError,), cleaned_up="every peer and socket was closed",
+    )

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import shutil
 import signal
@@ -36,8 +35,6 @@ from typing import Any, Protocol, TextIO
 import aiohttp
 
 from bench.loadtest import (
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
     Api,
     ApiError,
     LoadOptions,
@@ -49,6 +46,7 @@ from bench.loadtest import (
     stop_on_sigterm,
 )
 from bench.peers import CallSocket, SignallingError
+from bench.running import run_command
 from bench.services import START_TIMEOUT_S, Child, Server, ServiceError, Services, find_binary
 from signalling import events as ev
 
@@ -835,18 +833,11 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
 
 
 def command(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = options_from(args)
-    try:
+
+    async def start() -> BenchReport:
         options.check()
-        report = asyncio.run(run(options))
-    except BenchError as e:
-        print(f"claimcam bench signalling: {e}", file=sys.stderr)
-        return EXIT_CANNOT_START
-    except KeyboardInterrupt:
-        print("claimcam bench signalling: interrupted; every server it started was stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except asyncio.CancelledError:
-        print("claimcam bench signalling: terminated; every server it started was stopped", file=sys.stderr)
-        return EXIT_TERMINATED
-    return EXIT_OK if report.ok else EXIT_FAILED
+        return await run(options)
+
+    return run_command("claimcam bench signalling", start,
+                       lambda r: None if r.ok else "a scenario failed or lost messages", (BenchError,))
