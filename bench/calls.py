@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import shutil
-import signal
 import sys
 import tempfile
 import urllib.parse
@@ -51,14 +49,13 @@ from bench.loadtest import (
     LoadTestError,
     OutboxLinks,
     Shared,
-    _size,
+    parse_size,
     percentile,
     preflight,
     run_call,
-    stop_on_sigterm,
 )
 from bench.peers import install_passthrough
-from bench.running import run_command
+from bench.running import forget_sigterm, run_command, stop_on_sigterm
 from bench.services import Child, ServiceError, Services
 from media.ice import install_host_addresses
 
@@ -326,7 +323,7 @@ async def _steady_window(
     return Window(procstat.Usage.between(first, last), peak, frames)
 
 
-async def _demo_token(http: aiohttp.ClientSession, url: str) -> str:
+async def demo_token(http: aiohttp.ClientSession, url: str) -> str:
     async with http.get(f"{url}/dev/demo") as r:
         body = await r.json()
     return str(next(u["token"] for u in body["users"] if u["id"] == INSPECTOR_ID))
@@ -337,7 +334,7 @@ async def _stored(api: Api, invite_id: str, kind: str) -> int:
     return len(body.get("items", [])) if isinstance(body, dict) else 0
 
 
-def _server_settings(data_dir: Path, relay: str) -> dict[str, str]:
+def server_settings(data_dir: Path, relay: str) -> dict[str, str]:
     return {
         "CLAIMCAM_DEMO": "true",
         "CLAIMCAM_DATA_DIR": str(data_dir),
@@ -357,8 +354,8 @@ async def run_scenario(
     result = Scenario(relay, calls, record)
     async with Services(base, http, say) as services:
         server = await services.claimcam(f"claimcam-{relay}-{calls}" + ("" if record else "-norec"),
-                                         _server_settings(base / "var", relay))
-        token = await _demo_token(http, server.url)
+                                         server_settings(base / "var", relay))
+        token = await demo_token(http, server.url)
         api = Api(server.url, token, http)
         load = LoadOptions(url=server.url, token=token, case_id=CASE_ID, calls=calls, seconds=options.run_seconds,
                            screenshots=options.screenshots_per_call, record=record,
@@ -496,8 +493,7 @@ async def run(options: CallsOptions, err: TextIO = sys.stderr) -> CallsReport:
         report.interrupted = True
         raise
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        forget_sigterm()
         if not options.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
         _write_outputs(report, err)
@@ -652,7 +648,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="record every call (default on)")
     p.add_argument("--recording-overhead", action=argparse.BooleanOptionalAction, default=True,
                    help="one more scenario without recording at the largest number of calls (default on)")
-    p.add_argument("--size", type=_size, default=(1280, 720), help="camera size (default 1280x720)")
+    p.add_argument("--size", type=parse_size, default=(1280, 720), help="camera size (default 1280x720)")
     p.add_argument("--fps", type=int, default=30, help="camera frame rate (default 30)")
     p.add_argument("--json", dest="json_path", help="write the results as JSON to this file")
     p.add_argument("--chart", dest="chart_path", help="write a PNG chart: CPU per call and min fps against calls")

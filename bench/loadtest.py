@@ -13,15 +13,12 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import json
 import math
-import signal
 import sys
 import time
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
@@ -37,7 +34,7 @@ from bench.peers import (
     install_passthrough,
     rtc_configuration,
 )
-from bench.running import run_command
+from bench.running import forget_sigterm, run_command, stop_on_sigterm, write_json
 from media.ice import install_host_addresses
 
 MAX_CALLS = 100
@@ -666,8 +663,7 @@ async def run(options: LoadOptions, err: TextIO = sys.stderr) -> LoadReport:
                     r.errors.append(f"{r.phase}: interrupted")
             raise
         finally:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            forget_sigterm()
             drawer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await drawer
@@ -676,14 +672,6 @@ async def run(options: LoadOptions, err: TextIO = sys.stderr) -> LoadReport:
             report.cpu_s = time.process_time() - cpu0
             _finish(report, err)
     return report
-
-
-def stop_on_sigterm(task: asyncio.Task[Any] | None) -> None:
-    """SIGTERM (`timeout`, a CI runner) stops the run like Ctrl-C: cancelled, cleaned up, reported."""
-    if task is None:
-        return
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread / on Windows
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def _camera_clip(options: LoadOptions) -> Clip:
@@ -696,20 +684,13 @@ def _camera_clip(options: LoadOptions) -> Clip:
 def _finish(report: LoadReport, err: TextIO) -> None:
     """Print the report and write the JSON (also for an interrupted run)."""
     print(format_report(report), flush=True)
-    if report.options.json_path:
-        path = Path(report.options.json_path)
-        try:
-            path.write_text(json.dumps(report.as_json(), indent=2) + "\n")
-        except OSError as e:
-            print(f"claimcam loadtest: cannot write the JSON to {path}: {e}", file=err, flush=True)
-        else:
-            print(f"JSON written to {path}", file=err, flush=True)
+    write_json("claimcam loadtest", report.options.json_path, report.as_json(), err)
 
 
 # ---- command line ----
 
 
-def _size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(x) for x in text.lower().split("x"))
     except ValueError:
@@ -744,7 +725,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated addresses the bots gather ICE candidates on, e.g. 127.0.0.1 "
                         "(default: every interface but loopback)")
     p.add_argument("--video", dest="video_file", help="send this file's VP8 or H.264 video instead of the pattern")
-    p.add_argument("--size", type=_size, default=(640, 480), help="size of the synthetic camera (default 640x480)")
+    p.add_argument("--size", type=parse_size, default=(640, 480), help="size of the synthetic camera (default 640x480)")
     p.add_argument("--fps", type=int, default=30, help="frame rate of the synthetic camera (default 30)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar on stderr")
 

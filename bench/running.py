@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
 
 R = TypeVar("R")
 
@@ -42,3 +46,30 @@ def run_command(
         print(f"{prog}: {failed}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def stop_on_sigterm(task: asyncio.Task[Any] | None) -> None:
+    """SIGTERM (`timeout`, a CI runner) stops the run like Ctrl-C: cancelled, cleaned up, reported."""
+    if task is None:
+        return
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread / on Windows
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
+def forget_sigterm() -> None:
+    """Undo `stop_on_sigterm` once the run has cleaned up."""
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+
+
+def write_json(prog: str, where: str | None, data: Any, err: TextIO) -> None:
+    """Write a report's JSON if asked; an unwritable path is said, not raised (the run's table still prints)."""
+    if not where:
+        return
+    path = Path(where)
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as e:
+        print(f"{prog}: cannot write the JSON to {path}: {e}", file=err, flush=True)
+    else:
+        print(f"JSON written to {path}", file=err, flush=True)

@@ -37,7 +37,7 @@ class ServiceError(Exception):
 
 
 def find_binary(name: str, extra_globs: tuple[str, ...] = ()) -> str:
-    """Like tests/support/binaries.py, without pytest: on PATH, else the newest match of a glob."""
+    """On PATH (sbin too), else the newest match of a glob; tests/support/binaries.py adds fail/skip."""
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
     if path:
         return path

@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -43,10 +42,9 @@ from bench.loadtest import (
     link_token,
     percentile,
     preflight,
-    stop_on_sigterm,
 )
 from bench.peers import CallSocket, SignallingError
-from bench.running import run_command
+from bench.running import forget_sigterm, run_command, stop_on_sigterm, write_json
 from bench.services import START_TIMEOUT_S, Child, Server, ServiceError, Services, find_binary
 from signalling import events as ev
 
@@ -787,8 +785,7 @@ async def run(options: BenchOptions, err: TextIO = sys.stderr) -> BenchReport:
         report.interrupted = True
         raise
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        forget_sigterm()
         shutil.rmtree(base, ignore_errors=True)
         _finish(report, err)
     return report
@@ -796,12 +793,7 @@ async def run(options: BenchOptions, err: TextIO = sys.stderr) -> BenchReport:
 
 def _finish(report: BenchReport, err: TextIO) -> None:
     print(format_report(report), flush=True)
-    if report.options.json_path:
-        path = Path(report.options.json_path)
-        try:
-            path.write_text(json.dumps(report.as_json(), indent=2) + "\n")
-        except OSError as e:
-            print(f"claimcam bench signalling: cannot write the JSON to {path}: {e}", file=err, flush=True)
+    write_json("claimcam bench signalling", report.options.json_path, report.as_json(), err)
 
 
 # ---- command line ----

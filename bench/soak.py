@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -27,7 +24,7 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from bench.calls import CASE_ID, MB, _demo_token, _server_settings
+from bench.calls import CASE_ID, MB, demo_token, server_settings
 from bench.clips import ClipError, pattern_clip, tone_clip
 from bench.loadtest import (
     API_TIMEOUT_S,
@@ -38,13 +35,12 @@ from bench.loadtest import (
     LoadTestError,
     OutboxLinks,
     Shared,
-    _size,
+    parse_size,
     preflight,
     run_call,
-    stop_on_sigterm,
 )
 from bench.peers import install_passthrough
-from bench.running import run_command
+from bench.running import forget_sigterm, run_command, stop_on_sigterm, write_json
 from bench.services import ServiceError, Services
 from media.ice import install_host_addresses
 
@@ -166,8 +162,8 @@ async def run(options: SoakOptions, err: TextIO = sys.stderr) -> SoakReport:
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_S)) as http, \
                 Services(workdir, http, say) as services:
-            server = await services.claimcam("claimcam-soak", _server_settings(workdir / "var", "passthrough"))
-            token = await _demo_token(http, server.url)
+            server = await services.claimcam("claimcam-soak", server_settings(workdir / "var", "passthrough"))
+            token = await demo_token(http, server.url)
             api = Api(server.url, token, http)
 
             def load(calls: int, seconds: float) -> LoadOptions:
@@ -215,8 +211,7 @@ async def run(options: SoakOptions, err: TextIO = sys.stderr) -> SoakReport:
         report.interrupted = True
         raise
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        forget_sigterm()
         shutil.rmtree(workdir, ignore_errors=True)
         _write(report, err)
     return report
@@ -259,15 +254,14 @@ def _write(report: SoakReport, err: TextIO) -> None:
     print(markdown(report), flush=True)
     for e in report.errors[:20]:
         print(f"error: {e}", file=err)
-    if report.options.json_path:
-        Path(report.options.json_path).write_text(json.dumps(report.as_json(), indent=2) + "\n")
+    write_json("claimcam bench soak", report.options.json_path, report.as_json(), err)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calls", type=int, default=10, help=f"concurrent calls per cycle, 1..{MAX_CALLS} (default 10)")
     p.add_argument("--minutes", type=float, default=10.0, help="how long to run cycles (default 10)")
     p.add_argument("--cycle-seconds", type=float, default=60.0, help="length of each cycle's calls (default 60)")
-    p.add_argument("--size", type=_size, default=(1280, 720), help="camera WxH (default 1280x720)")
+    p.add_argument("--size", type=parse_size, default=(1280, 720), help="camera WxH (default 1280x720)")
     p.add_argument("--bitrate", type=float, default=1.5, help="video Mbit/s (default 1.5)")
     p.add_argument("--json", dest="json_path", help="write the report as JSON here")
 

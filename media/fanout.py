@@ -13,12 +13,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 QUEUE_PACKETS = 120  # ~4 s of video at 30 fps; a subscriber further behind drops, never stalls others
 
@@ -64,35 +66,23 @@ class KeyframeRequester:
             self._trailing = None
 
 
-class ForwardTrack(MediaStreamTrack):
-    """A downstream track that yields the publisher's encoded packets."""
+class QueuedTrack(MediaStreamTrack, Generic[T]):
+    """A downstream track fed by `put`: a bounded queue, so a slow consumer drops, never stalls the feeder."""
 
-    def __init__(self, kind: str, publisher: Publisher | None) -> None:
+    def __init__(self, kind: str, size: int) -> None:
         super().__init__()
         self.kind = kind
-        self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(QUEUE_PACKETS)
-        self._publisher = publisher
-        self.needs_keyframe = kind == "video"
-        self.forwarded = 0
+        self._queue: asyncio.Queue[T | None] = asyncio.Queue(size)
         self.dropped = 0
 
-    def offer(self, packet: av.Packet[Any]) -> None:
-        if self.needs_keyframe:
-            if not packet.is_keyframe:
-                self.dropped += 1
-                return
-            self.needs_keyframe = False
+    def put(self, item: T) -> bool:
+        """False (and counted) when the queue is full."""
         try:
-            self._queue.put_nowait(packet)
+            self._queue.put_nowait(item)
         except asyncio.QueueFull:
             self.dropped += 1
-            if self.kind == "video":
-                self.needs_keyframe = True
-                self.request_keyframe()
-
-    def request_keyframe(self) -> None:
-        if self._publisher is not None:
-            self._publisher.request_keyframe()
+            return False
+        return True
 
     def end(self) -> None:
         with contextlib.suppress(asyncio.QueueFull):
@@ -101,10 +91,39 @@ class ForwardTrack(MediaStreamTrack):
     async def recv(self) -> Any:
         if self.readyState != "live":
             raise MediaStreamError
-        packet = await self._queue.get()
-        if packet is None:
+        item = await self._queue.get()
+        if item is None:
             self.stop()
             raise MediaStreamError
+        return item
+
+
+class ForwardTrack(QueuedTrack["av.Packet[Any]"]):
+    """A downstream track that yields the publisher's encoded packets."""
+
+    def __init__(self, kind: str, publisher: Publisher | None) -> None:
+        super().__init__(kind, QUEUE_PACKETS)
+        self._publisher = publisher
+        self.needs_keyframe = kind == "video"
+        self.forwarded = 0
+
+    def offer(self, packet: av.Packet[Any]) -> None:
+        if self.needs_keyframe:
+            if not packet.is_keyframe:
+                self.dropped += 1
+                return
+            self.needs_keyframe = False
+        if not self.put(packet) and self.kind == "video":
+            # The gap breaks the decoder's reference chain: skip to a fresh keyframe.
+            self.needs_keyframe = True
+            self.request_keyframe()
+
+    def request_keyframe(self) -> None:
+        if self._publisher is not None:
+            self._publisher.request_keyframe()
+
+    async def recv(self) -> Any:
+        packet = await super().recv()
         self.forwarded += 1
         return packet
 

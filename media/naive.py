@@ -12,17 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any
 
 import av
 from aiortc.codecs import get_decoder
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterFrame
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.frame import Frame
 
-from media.fanout import ForwardTrack, Publisher
+from media.fanout import ForwardTrack, Publisher, QueuedTrack
 
 QUEUE_FRAMES = 30  # ~1 s of video; an inspector whose encoder falls further behind loses frames, not the others
 
@@ -35,33 +34,14 @@ def _decoder(kind: str, codec: str) -> Decoder:
     return get_decoder(params)
 
 
-class FrameTrack(MediaStreamTrack):
+class FrameTrack(QueuedTrack[Frame]):
     """One inspector's decoded track: aiortc's sender encodes every frame it yields."""
 
     def __init__(self, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
-        self._queue: asyncio.Queue[Frame | None] = asyncio.Queue(QUEUE_FRAMES)
-        self.dropped = 0
+        super().__init__(kind, QUEUE_FRAMES)
 
     def offer(self, frame: Frame) -> None:
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            self.dropped += 1
-
-    def end(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
-
-    async def recv(self) -> Any:
-        if self.readyState != "live":
-            raise MediaStreamError
-        frame = await self._queue.get()
-        if frame is None:
-            self.stop()
-            raise MediaStreamError
-        return frame
+        self.put(frame)
 
 
 class DecodingRelay:

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from media.ice import IceSettings, install_host_addresses, installed_host_addresses
 from rooms.clock import Clock, utc_now
 from rooms.database import open_engine
 from rooms.migrations import migrate
@@ -117,3 +118,13 @@ async def sms_gateway() -> AsyncIterator[tuple[str, GatewayState]]:
     server = await start_gateway(state)
     yield str(server.make_url("/messages")), state
     await server.close()
+
+
+@pytest.fixture
+def loopback_ice() -> Iterator[IceSettings]:
+    """Peers of this process gather on 127.0.0.1 only (aioice skips loopback otherwise)."""
+    before = installed_host_addresses()
+    loopback = IceSettings(host_addresses=("127.0.0.1",))
+    install_host_addresses(loopback.host_addresses)
+    yield loopback
+    install_host_addresses(before)

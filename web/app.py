@@ -48,6 +48,7 @@ from signalling.media_router import RoutedMedia
 from web import demo, pages
 from web.api import dev_api, directory_api, health_api, ice_api, invites_api, media_api, openapi
 from web.api.endpoint import Endpoint
+from web.api.views import API as API_PREFIX
 from web.errors import Handler, error_middleware
 from web.keys import (
     calls_key,
@@ -73,7 +74,6 @@ from web.settings import Settings
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
 MAX_HEADER_BYTES = 16_384
 
 

@@ -39,9 +39,8 @@ def content_security_policy(settings: Settings) -> str:
 
 def _html(request: web.Request, body: str, *, status: int = 200) -> web.Response:
     resp = web.Response(text=body, status=status, content_type="text/html")
+    # nosniff, framing and referrer headers come from web/security.py, for every response alike.
     resp.headers["Content-Security-Policy"] = content_security_policy(request.app[settings_key])
-    resp.headers["Referrer-Policy"] = "same-origin"
-    resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -158,65 +157,39 @@ async def login(request: web.Request) -> web.StreamResponse:
     return _html(request, _document(lang, t(lang, "login.title"), main))
 
 
-async def calls(request: web.Request) -> web.StreamResponse:
-    """The calls-management shell; the case's data comes from the API with the staff token."""
+def _shell(request: web.Request, title_key: str, module: str, body_attrs: str) -> web.Response:
+    """A page its ES module builds: "Loading…" until it runs, a notice when scripts are off."""
     lang = _language(request)
     t = i18n.translate
-    case_id = request.match_info["case_id"]
-    demo_flag = "true" if request.app[settings_key].demo else "false"
     main = (
         f'<p class="loading" id="boot-status" role="status">{escape(t(lang, "common.loading"))}</p>'
         f'<noscript><p class="notice notice-error">{escape(t(lang, "common.needs_javascript"))}</p></noscript>'
     )
-    body_attrs = f' data-page="calls" data-case-id="{escape(case_id)}" data-demo="{demo_flag}"'
     document = _document(
-        lang,
-        t(lang, "calls.heading"),
-        main,
-        scripts=("/static/vendor/socket.io.min.js",),
-        modules=("/static/js/calls.js",),
-        body_attrs=body_attrs,
+        lang, t(lang, title_key), main,
+        scripts=("/static/vendor/socket.io.min.js",), modules=(module,), body_attrs=body_attrs,
     )
     return _html(request, document)
+
+
+async def calls(request: web.Request) -> web.StreamResponse:
+    """The calls-management shell; the case's data comes from the API with the staff token."""
+    case_id = request.match_info["case_id"]
+    demo_flag = "true" if request.app[settings_key].demo else "false"
+    return _shell(request, "calls.heading", "/static/js/calls.js",
+                  f' data-page="calls" data-case-id="{escape(case_id)}" data-demo="{demo_flag}"')
 
 
 async def join(request: web.Request) -> web.StreamResponse:
     """The claimant's page: a shell; the script reads the link token from the path and asks the API."""
-    lang = _language(request)
-    t = i18n.translate
-    main = (
-        f'<p class="loading" id="boot-status" role="status">{escape(t(lang, "common.loading"))}</p>'
-        f'<noscript><p class="notice notice-error">{escape(t(lang, "common.needs_javascript"))}</p></noscript>'
-    )
-    document = _document(
-        lang,
-        t(lang, "join.title"),
-        main,
-        scripts=("/static/vendor/socket.io.min.js",),
-        modules=("/static/js/join.js",),
-        body_attrs=' data-page="join" class="fill-body"',
-    )
-    return _html(request, document)
+    return _shell(request, "join.title", "/static/js/join.js", ' data-page="join" class="fill-body"')
 
 
 async def call_tab(request: web.Request) -> web.StreamResponse:
     """The inspector's call tab: a shell; the script reads the staff token and the invite from the API."""
-    lang = _language(request)
-    t = i18n.translate
     invite_id = request.match_info["invite_id"]
-    main = (
-        f'<p class="loading" id="boot-status" role="status">{escape(t(lang, "common.loading"))}</p>'
-        f'<noscript><p class="notice notice-error">{escape(t(lang, "common.needs_javascript"))}</p></noscript>'
-    )
-    document = _document(
-        lang,
-        t(lang, "call.title"),
-        main,
-        scripts=("/static/vendor/socket.io.min.js",),
-        modules=("/static/js/call.js",),
-        body_attrs=f' data-page="call" data-invite-id="{escape(invite_id)}" class="fill-body"',
-    )
-    return _html(request, document)
+    return _shell(request, "call.title", "/static/js/call.js",
+                  f' data-page="call" data-invite-id="{escape(invite_id)}" class="fill-body"')
 
 
 async def socket_io_client(request: web.Request) -> web.StreamResponse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from web.api.views import API
 from web.errors import error_response
 from web.keys import link_guard_key
 
@@ -28,7 +29,7 @@ def secure(request: web.Request, response: web.StreamResponse) -> None:
         return
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.path.startswith("/api/") and "Cache-Control" not in response.headers:
+    if request.path.startswith(f"{API}/") and "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = "no-store"
 
 
@@ -43,7 +44,7 @@ async def security_headers_middleware(request: web.Request, handler: Handler) ->
     return response
 
 
-LINK_API = "/api/v1/join/"
+LINK_API = f"{API}/join/"
 
 
 @web.middleware

@@ -18,6 +18,7 @@ from tests.e2e.conftest import CHROMIUM_ARGS, PHONE, OpenTab
 from tests.e2e.pages import assert_every_control_named
 from tests.support.api_tools import claimant_token
 from tests.support.binaries import find_binary
+from tests.support.nodes import offer_over
 from tests.support.rtc_bots import inspector_bot
 from tests.support.sio_peer import Peer
 from tests.support.world import PORTALS, Api
@@ -45,12 +46,6 @@ async def open_join(open_tab: OpenTab, api: Api, token: str) -> Page:
     await tab.page.set_viewport_size(PHONE)
     await tab.page.goto(f"{tab.base}/join/{token}")
     return tab.page
-
-
-async def offer_over(peer: Peer, sdp: str) -> str:
-    ack = await peer.call("rtc_offer", {"type": "offer", "sdp": sdp})
-    assert ack["ok"], ack
-    return str(ack["answer"]["sdp"])
 
 
 async def test_claimant_joins_and_the_inspector_drives_the_call(

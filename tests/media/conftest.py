@@ -1,22 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from media.ice import IceSettings, install_host_addresses, installed_host_addresses
+from media.ice import IceSettings
 from media.plane import MediaPlane
-
-LOOPBACK = IceSettings(host_addresses=("127.0.0.1",))
-
-
-@pytest.fixture
-def loopback_ice() -> Iterator[IceSettings]:
-    """Peers of this process gather on 127.0.0.1 only (aioice skips loopback otherwise)."""
-    before = installed_host_addresses()
-    install_host_addresses(LOOPBACK.host_addresses)
-    yield LOOPBACK
-    install_host_addresses(before)
+from tests.support.rtc_bots import Bot
 
 
 @pytest.fixture
@@ -24,3 +14,17 @@ async def plane(loopback_ice: IceSettings) -> AsyncIterator[MediaPlane]:
     p = MediaPlane(loopback_ice)
     yield p
     await p.close()
+
+
+@pytest.fixture
+async def bots() -> AsyncIterator[Callable[[Bot], Bot]]:
+    """`keep(bot)`: the bot is closed after the test."""
+    made: list[Bot] = []
+
+    def keep(bot: Bot) -> Bot:
+        made.append(bot)
+        return bot
+
+    yield keep
+    for bot in made:
+        await bot.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,19 +19,6 @@ from recorder import screenshot
 from tests.support.rtc_bots import HEIGHT, LEFT_RGB, RIGHT_RGB, WIDTH, Bot, claimant_bot, inspector_bot
 
 INVITE = "invite-1"
-
-
-@pytest.fixture
-async def bots() -> AsyncIterator[Callable[[Bot], Bot]]:
-    made: list[Bot] = []
-
-    def keep(bot: Bot) -> Bot:
-        made.append(bot)
-        return bot
-
-    yield keep
-    for bot in made:
-        await bot.close()
 
 
 @pytest.fixture

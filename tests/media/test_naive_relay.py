@@ -23,19 +23,6 @@ async def naive_plane(loopback_ice: IceSettings) -> AsyncIterator[MediaPlane]:
 
 
 @pytest.fixture
-async def bots() -> AsyncIterator[Callable[[Bot], Bot]]:
-    made: list[Bot] = []
-
-    def keep(bot: Bot) -> Bot:
-        made.append(bot)
-        return bot
-
-    yield keep
-    for bot in made:
-        await bot.close()
-
-
-@pytest.fixture
 def codec_calls(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, int]]:
     """Which codec instances of aiortc decoded or encoded anything in this process (class name, id)."""
     calls: set[tuple[str, int]] = set()

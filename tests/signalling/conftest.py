@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from rooms import invite_store, link_tokens
 from rooms.calls import Participant
 from rooms.changes import MEDIA_ADDED, Change, ChangeFeed
 from signalling import events as ev
 from signalling.media_port import Capture
 from tests.conftest import MakeApi
+from tests.support.api_tools import claimant_token
 from tests.support.sio_peer import Peer
 from tests.support.world import Api
-from web.keys import engine_key, feed_key
+from web.keys import feed_key
 
 
 @dataclass
@@ -96,10 +96,7 @@ class Call:
         return [e for e in body["events"] if e["kind"] == kind]
 
 
-async def token_of(api: Api, invite_id: str) -> str:
-    async with api.client.app[engine_key].connect() as conn:
-        salt = await invite_store.token_salt(conn, invite_id)
-    return link_tokens.LinkKey(api.settings.link_secret).token_for(invite_id, salt)
+token_of = claimant_token  # the link's token, as the delivered message carries it
 
 
 StartCall = Callable[..., Awaitable[Call]]

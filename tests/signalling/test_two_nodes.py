@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -25,10 +24,23 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp.test_utils import TestServer
 
-from media.ice import install_host_addresses
+from media.ice import IceSettings
 from signalling import events as ev
 from signalling.media_router import owner_key
 from tests.conftest import test_settings as app_settings
+from tests.support.nodes import (
+    CASE,
+    SECRET,
+    Invite,
+    connect,
+    create_invite,
+    get_json,
+    invite_status,
+    join,
+    offer_over,
+    stop_process,
+    timeout,
+)
 from tests.support.ports import free_port
 from tests.support.postgres import create_database
 from tests.support.redis_server import RedisServer, redis_server
@@ -41,8 +53,6 @@ from web.keys import hub_key
 pytestmark = pytest.mark.postgres
 
 CLAIMCAM = str(Path(sys.executable).with_name("claimcam"))
-SECRET = "two-nodes-shared-secret"
-CASE = demo.CASE.id
 READY_WITHIN_S = 30.0
 RECOVER_WITHIN_S = 20.0
 # What the nodes log when Redis goes away: the health watch (signalling/redis_health.py), and
@@ -52,62 +62,6 @@ STOCK_NOTICED = "Cannot receive from redis"
 
 
 # ---- talking to a node over HTTP ----
-
-
-@dataclass(frozen=True, slots=True)
-class Invite:
-    id: str
-    link_token: str
-
-
-def _timeout(seconds: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=seconds)
-
-
-async def get_json(http: aiohttp.ClientSession, url: str, token: str | None = None) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.get(url, headers=headers, timeout=_timeout(5)) as r:
-        assert r.status == 200, await r.text()
-        return await r.json()
-
-
-async def create_invite(http: aiohttp.ClientSession, base_url: str, inspector_token: str) -> Invite:
-    """An SMS invite to the demo policyholder; its link comes out of the dev outbox once delivered."""
-    async with http.post(
-        f"{base_url}/api/v1/cases/{CASE}/invites",
-        json={"contact_id": "c-holder", "method": "sms"},
-        headers={"Authorization": f"Bearer {inspector_token}"},
-        timeout=_timeout(5),
-    ) as r:
-        assert r.status == 201, await r.text()
-        invite_id = str((await r.json())["id"])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        outbox = await get_json(http, f"{base_url}/api/v1/dev/outbox")
-        for message in outbox["messages"]:
-            if message["invite_id"] == invite_id and message["link"]:
-                link = str(message["link"])
-                assert "/join/" in link, link
-                return Invite(invite_id, link.rsplit("/join/", 1)[1])
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no outbox message for invite {invite_id} within 10 s")
-
-
-async def invite_status(http: aiohttp.ClientSession, base_url: str, invite_id: str, token: str) -> str:
-    return str((await get_json(http, f"{base_url}/api/v1/invites/{invite_id}", token))["status"])
-
-
-async def connect(peers: list[Peer], base_url: str, auth: dict[str, str], namespace: str = ev.CALL_NAMESPACE) -> Peer:
-    peer = Peer(namespace)
-    peers.append(peer)
-    await peer.connect(base_url, auth)
-    return peer
-
-
-async def join(peer: Peer) -> Peer:
-    ack = await peer.call("join")
-    assert ack["ok"], ack
-    return peer
 
 
 async def chat_until_delivered(sender: Peer, receiver: Peer, within_s: float) -> None:
@@ -172,22 +126,12 @@ def start_node(name: str, base: Path, database_url: str, redis_url: str) -> Node
     return Node(name, port, proc, log_path)
 
 
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 async def wait_ready(http: aiohttp.ClientSession, node: Node) -> None:
     deadline = time.monotonic() + READY_WITHIN_S
     while time.monotonic() < deadline:
         assert node.proc.poll() is None, f"node {node.name} exited during start-up:\n{node.log()}"
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with http.get(f"{node.url}/readyz", timeout=_timeout(1)) as r:
+            async with http.get(f"{node.url}/readyz", timeout=timeout(1)) as r:
                 if r.status == 200:
                     return
         await asyncio.sleep(0.05)
@@ -266,20 +210,6 @@ async def calls(cluster: Cluster) -> AsyncIterator[Calls]:
 # ---- media: one owner node per call ----
 
 
-@pytest.fixture
-def loopback_ice() -> Iterator[None]:
-    """The bots in this process gather candidates on 127.0.0.1 (aioice skips loopback by default)."""
-    install_host_addresses(("127.0.0.1",))
-    yield
-    install_host_addresses(())
-
-
-async def offer_over(peer: Peer, sdp: str) -> str:
-    ack = await peer.call(ev.RTC_OFFER, {"type": "offer", "sdp": sdp})
-    assert ack["ok"], ack
-    return str(ack["answer"]["sdp"])
-
-
 async def media_owner(cluster: Cluster, invite: Invite) -> str | None:
     client = aioredis.Redis.from_url(cluster.redis.url, decode_responses=True)
     try:
@@ -291,7 +221,7 @@ async def media_owner(cluster: Cluster, invite: Invite) -> str | None:
 
 @pytest.mark.parametrize("first", ["claimant", "inspector"])
 async def test_call_media_runs_on_the_node_that_negotiated_first(
-    calls: Calls, loopback_ice: None, first: str
+    calls: Calls, loopback_ice: IceSettings, first: str
 ) -> None:
     """Claimant on node A, inspector on node B; whoever offers first makes his node the owner, and
     the other's offer, screenshot and recording are carried out there: the video still arrives."""

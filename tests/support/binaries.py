@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 
 import pytest
 
+from bench import services
+
 
 def find_binary(name: str, extra_globs: tuple[str, ...] = ()) -> str:
-    path = shutil.which(name)
-    if path:
-        return path
-    for pattern in extra_globs:
-        hits = sorted(glob.glob(pattern), reverse=True)
-        if hits:
-            return hits[0]
-    message = f"{name} is not installed (run `make test`, which installs it)"
+    """bench/services.py's search (PATH, sbin, globs); missing: fail under CI=true, skip elsewhere."""
+    try:
+        return services.find_binary(name, extra_globs)
+    except services.ServiceError:
+        message = f"{name} is not installed (run `make test`, which installs it)"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)

@@ -10,15 +10,15 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from media.ice import install_host_addresses
-from tests.signalling.test_two_nodes import (
+from media.ice import IceSettings
+from tests.support.nodes import (
     SECRET,
     connect,
     create_invite,
@@ -78,13 +78,6 @@ def gone(pid: int) -> bool:
 
 
 @pytest.fixture
-def loopback_ice() -> Iterator[None]:
-    install_host_addresses(("127.0.0.1",))
-    yield
-    install_host_addresses(())
-
-
-@pytest.fixture
 async def workers(pg_server: str, tmp_path: Path) -> AsyncIterator[Workers]:
     database_url = await create_database(pg_server, f"t_{uuid.uuid4().hex[:12]}")
     port = free_port()
@@ -119,7 +112,7 @@ async def node_ids_seen(url: str, attempts: int = 300) -> set[str]:
     return seen
 
 
-async def test_two_workers_share_one_port_and_carry_calls(workers: Workers, loopback_ice: None) -> None:
+async def test_two_workers_share_one_port_and_carry_calls(workers: Workers, loopback_ice: IceSettings) -> None:
     assert len(await node_ids_seen(workers.url)) == 2
     async with aiohttp.ClientSession() as http:
         tokens = {u["id"]: u["token"] for u in (await get_json(http, f"{workers.url}/dev/demo"))["users"]}

@@ -6,7 +6,7 @@
 
 import { adoptTokenFromFragment, api, ApiError, staffToken } from './auth.js';
 import {
-  ChatPanel, controlButton, emitAck, offerToServer, placePointer, relabel,
+  ChatPanel, controlButton, emitAck, offerToServer, pictureRect, placePointer, showToggle,
 } from './callkit.js';
 import { el, icon } from './dom.js';
 import { browserLanguage, formatDateTime, formatDuration, t, useLanguage } from './i18n.js';
@@ -286,9 +286,8 @@ function updateControls() {
   ui.shot.disabled = !present || !live;
   ui.record.disabled = !live || (!present && !state.recording);
   ui.switchButton.disabled = !present || !live;
-  relabel(ui.record, t(state.recording ? 'call.stop_recording' : 'call.start_recording'), state.recording ? 'stop' : 'record');
-  ui.record.classList.toggle('call-button-recording', state.recording);
-  ui.record.setAttribute('aria-pressed', String(state.recording));
+  showToggle(ui.record, state.recording, t(state.recording ? 'call.stop_recording' : 'call.start_recording'),
+    state.recording ? 'stop' : 'record', 'call-button-recording');
   ui.recording.hidden = !state.recording;
   tickRecording();
   const c = claimant();
@@ -526,9 +525,7 @@ async function toggleRecording() {
 async function toggleMute() {
   state.muted = !state.muted;
   for (const track of state.mic?.getAudioTracks() ?? []) track.enabled = !state.muted;
-  relabel(ui.mute, t(state.muted ? 'call.unmute' : 'call.mute'), state.muted ? 'mic-off' : 'mic');
-  ui.mute.setAttribute('aria-pressed', String(state.muted));
-  ui.mute.classList.toggle('call-button-on', state.muted);
+  showToggle(ui.mute, state.muted, t(state.muted ? 'call.unmute' : 'call.mute'), state.muted ? 'mic-off' : 'mic');
   if (state.socket?.connected) {
     try { await emitAck(state.socket, 'mute', { muted: state.muted }); } catch { /* presence catches up on reconnect */ }
   }
@@ -623,16 +620,11 @@ function moveTo(x, y) {
 function onPointer(event) {
   if (!state.cursorOn || event.target.closest('button')) return;
   if (event.type === 'pointermove' && event.pointerType !== 'mouse' && event.buttons === 0) return;
-  const video = ui.video.getBoundingClientRect();
   const stage = ui.stage.getBoundingClientRect();
-  const vw = ui.video.videoWidth || 4;
-  const vh = ui.video.videoHeight || 3;
-  const scale = Math.min(video.width / vw, video.height / vh);
-  const left = video.left + (video.width - vw * scale) / 2;
-  const top = video.top + (video.height - vh * scale) / 2;
-  const x = (event.clientX - left) / (vw * scale);
-  const y = (event.clientY - top) / (vh * scale);
-  if (x < 0 || x > 1 || y < 0 || y > 1 || !stage.width) return;
+  const r = pictureRect(ui.video, ui.stage);
+  const x = (event.clientX - stage.left - r.left) / r.w;
+  const y = (event.clientY - stage.top - r.top) / r.h;
+  if (x < 0 || x > 1 || y < 0 || y > 1 || !r.w) return;
   moveTo(x, y);
 }
 

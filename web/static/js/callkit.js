@@ -14,11 +14,18 @@ export function controlButton(name, label, onclick, extra = '') {
 }
 
 /** Change a control's name (and icon) in place, e.g. "Mute" → "Unmute". */
-export function relabel(button, label, iconName = null) {
+function relabel(button, label, iconName = null) {
   button.setAttribute('aria-label', label);
   button.title = label;
   button.querySelector('.call-button-label').textContent = label;
   if (iconName) button.replaceChild(icon(iconName), button.querySelector('svg'));
+}
+
+/** A toggle control's state: its name and icon, aria-pressed, and the class that shows it on. */
+export function showToggle(button, on, label, iconName, onClass = 'call-button-on') {
+  relabel(button, label, iconName);
+  button.setAttribute('aria-pressed', String(on));
+  button.classList.toggle(onClass, on);
 }
 
 /** Acknowledged emit with a timeout; `payload` undefined sends no argument. */

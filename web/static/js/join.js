@@ -6,7 +6,7 @@
 // gathering is complete), signalling over Socket.IO /call. Every text comes from the i18n catalogues.
 
 import {
-  ChatPanel, controlButton, emitAck, offerToServer, placePointer, relabel,
+  ChatPanel, controlButton, emitAck, offerToServer, placePointer, showToggle,
 } from './callkit.js';
 import { el, icon } from './dom.js';
 import { browserLanguage, t, useLanguage } from './i18n.js';
@@ -479,9 +479,7 @@ async function switchCamera() {
 async function toggleMute() {
   state.muted = !state.muted;
   for (const track of state.stream?.getAudioTracks() ?? []) track.enabled = !state.muted;
-  relabel(ui.mute, t(state.muted ? 'join.unmute' : 'join.mute'), state.muted ? 'mic-off' : 'mic');
-  ui.mute.setAttribute('aria-pressed', String(state.muted));
-  ui.mute.classList.toggle('call-button-on', state.muted);
+  showToggle(ui.mute, state.muted, t(state.muted ? 'join.unmute' : 'join.mute'), state.muted ? 'mic-off' : 'mic');
   if (state.socket?.connected) {
     try { await ack('mute', { muted: state.muted }); } catch { /* presence catches up on reconnect */ }
   }
