@@ -6,7 +6,8 @@ from typing import Any
 
 from tests.conftest import MakeApi
 from tests.support.world import Api
-from web.app import API_PREFIX, endpoints
+from web.api.views import API as API_PREFIX
+from web.app import endpoints
 
 
 async def test_openapi_lists_every_endpoint_with_its_schemas(api: Api) -> None:
