@@ -1,7 +1,8 @@
 """The server-side peers of one call on this node, and the forwarding between them.
 
 The claimant publishes camera video and microphone audio; every inspector receives both,
-forwarded encoded; the inspectors' voice goes back to the claimant. Each participant has one
+forwarded packet by packet as they arrive (media/rtp_tap.py, media/rtp_forward.py); the inspectors'
+voice goes back to the claimant through the voice mixer. Each participant has one
 RTCPeerConnection; the browser offers and the server answers. With the relay `naive` (benchmarks
 only) the inspectors get the claimant's media decoded and encoded again instead (media/naive.py).
 """
@@ -24,6 +25,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from media.fanout import ForwardTrack, KeyframeRequester, Publisher, pump
 from media.mixer import VoiceMixer
 from media.naive import DecodingRelay, FrameTrack
+from media.rtp_forward import RtpForwarder, SilentTrack
+from media.rtp_tap import UpstreamTap
 from media.sdp import BadSdp, check_offer, media_ssrc, offered_codecs
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,8 @@ class Peer:
     role: str
     pc: RTCPeerConnection
     forwards: list[tuple[Publisher, ForwardTrack]] = field(default_factory=list)
+    rtp_forwards: list[tuple[Publisher, RtpForwarder]] = field(default_factory=list)
+    taps: list[UpstreamTap] = field(default_factory=list)
     decoded: list[tuple[DecodingRelay, FrameTrack]] = field(default_factory=list)  # naive relay only
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
     video_receiver: Any = None  # the claimant's: where keyframe requests go
@@ -89,8 +94,10 @@ class CallMedia:
         self.mixer = VoiceMixer(self.voice)
         self._decoding: dict[str, DecodingRelay] = {}
         if relay == NAIVE:
-            self._decoding = {"video": DecodingRelay(self.video, lambda: self.codec),
-                              "audio": DecodingRelay(self.audio, lambda: "opus")}
+            self._decoding = {
+                "video": DecodingRelay(self.video, lambda: self.codec),
+                "audio": DecodingRelay(self.audio, lambda: "opus"),
+            }
 
     @property
     def peers(self) -> dict[str, Peer]:
@@ -100,6 +107,9 @@ class CallMedia:
         return next((p for p in self._peers.values() if p.role == CLAIMANT and p.video_receiver is not None), None)
 
     def _send_pli(self) -> None:
+        if self.video.upstream is not None:
+            self.video.upstream.send_pli()
+            return
         claimant = self._claimant()
         if claimant is None or claimant.video_ssrc is None:
             return
@@ -141,17 +151,15 @@ class CallMedia:
                     raise BadSdp("the offer has no video codec the server forwards (VP8 or H.264)")
                 self.codec = usable[0]
 
-            @pc.on("track")
-            def on_claimant_track(track: MediaStreamTrack) -> None:
-                target = self.video if track.kind == "video" else self.audio
-                peer.pumps.append(asyncio.get_running_loop().create_task(target.pump(track)))
-
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             for transceiver in pc.getTransceivers():
                 if transceiver.kind == "video":
                     _prefer(transceiver, self.codec)
                     peer.video_receiver = transceiver.receiver
                     peer.video_ssrc = media_ssrc(sdp, "video")
+                if transceiver.kind in ("video", "audio"):
+                    publisher = self.video if transceiver.kind == "video" else self.audio
+                    peer.taps.append(UpstreamTap(transceiver.receiver, publisher))
             self._attach(peer, self.voice, "audio")
         else:
 
@@ -171,8 +179,8 @@ class CallMedia:
                 self._attach_decoded(peer, "video")
                 self._attach_decoded(peer, "audio")
             else:
-                self._attach(peer, self.video, "video")
-                self._attach(peer, self.audio, "audio")
+                self._attach_rtp(peer, self.video, "video")
+                self._attach_rtp(peer, self.audio, "audio")
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         return str(pc.localDescription.sdp)
@@ -185,6 +193,12 @@ class CallMedia:
         # A downstream keyframe request (PLI/FIR from the browser) goes upstream, rate-limited.
         sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
         peer.forwards.append((publisher, track))
+
+    def _attach_rtp(self, peer: Peer, publisher: Publisher, kind: str) -> None:
+        if not any(t.kind == kind for t in peer.pc.getTransceivers()):
+            return
+        sender = peer.pc.addTrack(SilentTrack(kind))
+        peer.rtp_forwards.append((publisher, publisher.forward_to(sender)))
 
     def _attach_decoded(self, peer: Peer, kind: str) -> None:
         if not any(t.kind == kind for t in peer.pc.getTransceivers()):
@@ -208,6 +222,10 @@ class CallMedia:
         sid = peer.sid
         for publisher, track in peer.forwards:
             publisher.unsubscribe(track)
+        for publisher, forwarder in peer.rtp_forwards:
+            publisher.stop_forwarding(forwarder)
+        for tap in peer.taps:
+            tap.close()
         for relay, frames in peer.decoded:
             relay.unsubscribe(frames)
         for task in peer.pumps:

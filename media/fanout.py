@@ -13,16 +13,31 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import av
+from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
+
+from media.rtp_forward import RtpForwarder
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 QUEUE_PACKETS = 120  # ~4 s of video at 30 fps; a subscriber further behind drops, never stalls others
+UPSTREAM_SILENCE_S = 0.5  # a claimant's newer peer takes over once the live one has been quiet this long
+REMB_INTERVAL_S = 1.0  # the inspectors' bandwidth estimate goes upstream at least this often while it changes
+REMB_CHANGE = 0.03  # ... and at once when it moved by more than this fraction
+
+
+class Upstream(Protocol):
+    """Where a publisher's packets come from (media/rtp_tap.py): keyframe and bandwidth requests go there."""
+
+    def send_pli(self) -> None: ...
+
+    def send_remb(self, bitrate_bps: int) -> None: ...
 
 
 class KeyframeRequester:
@@ -140,15 +155,77 @@ async def pump(source: MediaStreamTrack, deliver: Callable[[av.Packet[Any]], Non
 
 
 class Publisher:
-    """One received track, read once, offered to every subscriber."""
+    """One received track, offered to every subscriber.
+
+    Two levels: RTP packets go to `RtpForwarder`s (the inspectors, media/rtp_forward.py) as they
+    arrive; whole encoded frames go to frame subscribers (the claimant's voice, the naive relay)
+    and taps (recording, screenshots). The upstream makes frames only while `wants_frames`.
+    """
 
     def __init__(self, kind: str, requester: KeyframeRequester | None = None) -> None:
         self.kind = kind
         self._requester = requester
         self._subscribers: set[ForwardTrack] = set()
         self._taps: set[asyncio.Queue[av.Packet[Any]]] = set()
+        self._forwarders: list[RtpForwarder] = []
+        self.upstream: Upstream | None = None
+        self._upstream_seen = 0.0
+        self._remb_sent: tuple[int, float] | None = None
         self.packets = 0
         self.keyframes = 0
+        self.rtp_packets = 0
+
+    @property
+    def wants_frames(self) -> bool:
+        return bool(self._subscribers or self._taps)
+
+    def claim(self, upstream: Upstream, now: float) -> bool:
+        """Whether `upstream`'s packets are the ones to publish now.
+
+        A claimant's re-offer briefly leaves two peers sending; the older keeps the stream until it
+        is released or goes quiet, so the forwarders never flip between two streams.
+        """
+        if upstream is not self.upstream:
+            if self.upstream is not None and now - self._upstream_seen < UPSTREAM_SILENCE_S:
+                return False
+            self.upstream = upstream
+        self._upstream_seen = now
+        return True
+
+    def release(self, upstream: Upstream) -> None:
+        if self.upstream is upstream:
+            self.upstream = None
+
+    def forward_to(self, sender: RTCRtpSender) -> RtpForwarder:
+        forwarder = RtpForwarder(self.kind, sender, self.request_keyframe)
+        forwarder.on_remb = self._relay_remb
+        self._forwarders.append(forwarder)
+        if self.kind == "video":
+            self.request_keyframe()  # a late joiner starts at the next keyframe, not in 2 s
+        return forwarder
+
+    def stop_forwarding(self, forwarder: RtpForwarder) -> None:
+        if forwarder in self._forwarders:
+            self._forwarders.remove(forwarder)
+        forwarder.close()
+
+    def publish_rtp(self, packet: RtpPacket, keyframe_start: bool, now: float) -> None:
+        self.rtp_packets += 1
+        for forwarder in self._forwarders:
+            forwarder.forward(packet, keyframe_start, now)
+
+    def _relay_remb(self) -> None:
+        """The lowest of the inspectors' estimates is what the claimant's camera should send."""
+        estimates = [f.remb_bps for f in self._forwarders if f.remb_bps is not None]
+        if not estimates or self.upstream is None:
+            return
+        bitrate, now = min(estimates), time.monotonic()
+        if self._remb_sent is not None:
+            last, at = self._remb_sent
+            if abs(bitrate - last) <= last * REMB_CHANGE and now - at < REMB_INTERVAL_S:
+                return
+        self._remb_sent = (bitrate, now)
+        self.upstream.send_remb(bitrate)
 
     def subscribe(self) -> ForwardTrack:
         track = ForwardTrack(self.kind, self)
@@ -191,3 +268,6 @@ class Publisher:
     def close(self) -> None:
         for track in list(self._subscribers):
             self.unsubscribe(track)
+        for forwarder in list(self._forwarders):
+            self.stop_forwarding(forwarder)
+        self.upstream = None

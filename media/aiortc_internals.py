@@ -1,0 +1,154 @@
+"""The few private parts of aiortc (1.16) and aioice (0.13) that RTP forwarding needs, in one place.
+
+Forwarding packets below aiortc's jitter buffer and packetiser (media/rtp_forward.py) needs what
+aiortc keeps private: a receiver's codecs, RTX map, NACK generator and RTCP statistics, and a
+sender's SSRCs, payload types, header extension ids and sender-report counters. Every name is
+read here and nowhere else; `check()` fails loudly at start-up if an upgrade moved one, and
+tests/media/test_aiortc_internals.py runs it, so a dependency bump cannot silently break calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from typing import Any
+
+from aioice.ice import StunProtocol
+from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import State
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+
+log = logging.getLogger(__name__)
+
+NTP_UNIX_OFFSET_S = 2_208_988_800  # 1900-01-01 to 1970-01-01
+
+RECEIVER_FIELDS = ("codecs", "rtx_ssrc", "nack_generator", "remote_streams", "rtcp_ssrc", "active_ssrc")
+SENDER_FIELDS = (
+    "mid", "rtx_payload_type", "rtp_header_extensions_map", "ntp_timestamp", "rtp_timestamp",
+    "octet_count", "packet_count", "rtx_sequence_number", "started",
+)  # fmt: skip
+
+
+def _get(obj: object, owner: str, name: str) -> Any:
+    return getattr(obj, f"_{owner}__{name}")
+
+
+def receiver_codecs(receiver: RTCRtpReceiver) -> dict[int, RTCRtpCodecParameters]:
+    codecs: dict[int, RTCRtpCodecParameters] = _get(receiver, "RTCRtpReceiver", "codecs")
+    return codecs
+
+
+def receiver_rtx_ssrc(receiver: RTCRtpReceiver) -> dict[int, int]:
+    rtx: dict[int, int] = _get(receiver, "RTCRtpReceiver", "rtx_ssrc")
+    return rtx
+
+
+def receiver_nack_generator(receiver: RTCRtpReceiver) -> NackGenerator | None:
+    generator: NackGenerator | None = _get(receiver, "RTCRtpReceiver", "nack_generator")
+    return generator
+
+
+def receiver_stream_stats(receiver: RTCRtpReceiver) -> dict[int, StreamStatistics]:
+    """What the receiver's RTCP receiver reports are made from; fed by whoever handles its packets."""
+    stats: dict[int, StreamStatistics] = _get(receiver, "RTCRtpReceiver", "remote_streams")
+    return stats
+
+
+def receiver_rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:
+    ssrc: int | None = _get(receiver, "RTCRtpReceiver", "rtcp_ssrc")
+    return ssrc
+
+
+class SenderState:
+    """A started RTCRtpSender's wire identity, read once when aiortc starts it."""
+
+    def __init__(self, sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> None:
+        self.sender = sender
+        if codec.payloadType is None:
+            raise ValueError("a started sender always has a negotiated payload type")
+        self.payload_type: int = codec.payloadType
+        self.clock_rate = codec.clockRate
+        self.ssrc: int = sender._ssrc
+        self.rtx_ssrc: int = sender._rtx_ssrc
+        self.mid: str | None = _get(sender, "RTCRtpSender", "mid")
+        self.rtx_payload_type: int | None = _get(sender, "RTCRtpSender", "rtx_payload_type")
+        self.extension_map = _get(sender, "RTCRtpSender", "rtp_header_extensions_map")
+        ids = _get(self.extension_map, "HeaderExtensionsMap", "ids")
+        self.mid_id: int = ids.mid or 0
+        self.abs_send_time_id: int = ids.abs_send_time or 0
+        self.audio_level_id: int = ids.audio_level or 0
+
+    def next_rtx_sequence(self) -> int:
+        name = "_RTCRtpSender__rtx_sequence_number"
+        seq: int = getattr(self.sender, name)
+        setattr(self.sender, name, (seq + 1) & 0xFFFF)
+        return seq
+
+    def count_sent(self, packets: int, octets: int) -> None:
+        """Feed the counters aiortc's RTCP sender reports carry."""
+        s = self.sender
+        s._RTCRtpSender__packet_count += packets  # type: ignore[attr-defined]
+        s._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
+
+    def mark_time(self, rtp_timestamp: int) -> None:
+        """Pair an RTP time with the wall clock for the sender report (what lip sync is built on)."""
+        ntp = int((time.time() + NTP_UNIX_OFFSET_S) * (1 << 32))
+        self.sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+        self.sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+
+
+def send_rtp_now(dtls: RTCDtlsTransport, plain: bytes, pending: set[asyncio.Task[None]]) -> bool:
+    """Encrypt and send one RTP packet without awaiting; False when the transport cannot send.
+
+    aiortc's path is three nested coroutines per packet; for a host candidate pair it ends in one
+    `sendto`, which this calls directly. A relayed pair (TURN) goes through aioice's coroutine, as
+    a task kept in `pending` until it ran (tasks start in the order they were made).
+    """
+    if dtls._state is not State.CONNECTED:
+        return False
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None:
+        return False
+    data = dtls._tx_srtp.protect(plain)
+    protocol = pair.protocol
+    if type(protocol) is StunProtocol:
+        transport = protocol.transport
+        if transport is None or transport.is_closing():
+            return False
+        transport.sendto(data, pair.remote_addr)
+        return True
+    task = asyncio.ensure_future(protocol.send_data(data, pair.remote_addr))
+    pending.add(task)
+    task.add_done_callback(functools.partial(_sent, pending))
+    return True
+
+
+def _sent(pending: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
+    pending.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        # A TURN allocation going away mid-call: the ICE layer reports it; one packet is lost.
+        log.debug("relayed RTP send failed: %s", task.exception())
+
+
+async def check() -> None:
+    """Raise if the private names this project reads are not where aiortc 1.16 keeps them."""
+    from aiortc import RTCCertificate, RTCIceGatherer, RTCIceTransport
+
+    dtls = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
+    receiver = RTCRtpReceiver("video", dtls)
+    sender = RTCRtpSender("video", dtls)
+    for name in RECEIVER_FIELDS:
+        _get(receiver, "RTCRtpReceiver", name)
+    for name in SENDER_FIELDS:
+        _get(sender, "RTCRtpSender", name)
+    _get(_get(sender, "RTCRtpSender", "rtp_header_extensions_map"), "HeaderExtensionsMap", "ids")
+    for name in ("_state", "_tx_srtp", "transport"):
+        getattr(dtls, name)
+    assert isinstance(dtls.transport._connection._nominated, dict)
+    for method in ("_handle_rtp_packet", "_send_rtcp", "_send_rtcp_nack", "_send_rtcp_pli"):
+        getattr(receiver, method)
+    for method in ("_handle_rtcp_packet", "_retransmit", "_send_keyframe", "send"):
+        getattr(sender, method)
