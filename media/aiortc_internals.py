@@ -13,13 +13,16 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
+import pylibsrtp
 from aioice.ice import StunProtocol
-from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtp import RtpPacket
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,56 @@ def _sent(pending: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
         log.debug("relayed RTP send failed: %s", task.exception())
 
 
+def receive_rtp_directly(dtls: RTCDtlsTransport, handlers: dict[object, Callable[[RtpPacket], None]]) -> None:
+    """Hand the connected transport's RTP packets to `handlers` inside the socket's read callback.
+
+    aiortc's path for each datagram: aioice tries to parse it as STUN (an exception for every RTP
+    packet), queues it, wakes the DTLS transport's reader task, which decrypts, parses and awaits
+    the receiver. Here an RTP datagram (first two bits 10, not an RTCP type) is decrypted, parsed
+    and handled at once; STUN, DTLS and RTCP keep aiortc's path. A packet for a receiver without a
+    handler goes to that receiver as aiortc would send it.
+    """
+    connection = dtls.transport._connection
+    queue_datagram = connection.data_received
+    loop = asyncio.get_running_loop()
+    untapped: set[asyncio.Task[None]] = set()
+
+    def data_received(data: bytes, component: int) -> None:
+        srtp = dtls._rx_srtp
+        if len(data) < 12 or data[0] & 0xC0 != 0x80 or 192 <= data[1] <= 223 or srtp is None:
+            queue_datagram(data, component)
+            return
+        try:
+            packet = RtpPacket.parse(srtp.unprotect(data), dtls._rtp_header_extensions_map)
+        except (pylibsrtp.Error, ValueError):
+            return  # what aiortc does with a packet it cannot decrypt or parse
+        receiver = dtls._rtp_router.route_rtp(packet)
+        handler = handlers.get(receiver)
+        if handler is not None:
+            handler(packet)
+        elif receiver is not None:
+            task = loop.create_task(receiver._handle_rtp_packet(packet, arrival_time_ms=clock.current_ms()))
+            untapped.add(task)
+            task.add_done_callback(untapped.discard)
+
+    connection.data_received = data_received  # type: ignore[method-assign]
+    for protocol in connection._protocols:
+        _skip_stun_parsing(protocol, data_received)
+
+
+def _skip_stun_parsing(protocol: Any, data_received: Callable[[bytes, int], None]) -> None:
+    stun_path = protocol.datagram_received
+    component = protocol.local_candidate.component
+
+    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+        if data and data[0] & 0xC0 == 0x80:  # RTP or RTCP; STUN starts with 00, DTLS with 20-63
+            data_received(data, component)
+        else:
+            stun_path(data, addr)
+
+    protocol.datagram_received = datagram_received
+
+
 async def check() -> None:
     """Raise if the private names this project reads are not where aiortc 1.16 keeps them."""
     from aiortc import RTCCertificate, RTCIceGatherer, RTCIceTransport
@@ -145,8 +198,10 @@ async def check() -> None:
     for name in SENDER_FIELDS:
         _get(sender, "RTCRtpSender", name)
     _get(_get(sender, "RTCRtpSender", "rtp_header_extensions_map"), "HeaderExtensionsMap", "ids")
-    for name in ("_state", "_tx_srtp", "transport"):
+    for name in ("_state", "_tx_srtp", "_rx_srtp", "transport", "_rtp_router", "_rtp_header_extensions_map"):
         getattr(dtls, name)
+    assert isinstance(dtls.transport._connection._protocols, list)
+    dtls.transport._connection.data_received  # noqa: B018 - that it exists is the check
     assert isinstance(dtls.transport._connection._nominated, dict)
     for method in ("_handle_rtp_packet", "_send_rtcp", "_send_rtcp_nack", "_send_rtcp_pli"):
         getattr(receiver, method)

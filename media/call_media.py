@@ -13,15 +13,25 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCDtlsTransport,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcpeerconnection import filter_preferred_codecs
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtp import RtpPacket
 
+from media.aiortc_internals import receive_rtp_directly
 from media.fanout import ForwardTrack, KeyframeRequester, Publisher, pump
 from media.mixer import VoiceMixer
 from media.naive import DecodingRelay, FrameTrack
@@ -58,6 +68,16 @@ def _codec_preferences(name: str) -> list[RTCRtpCodecCapability]:
     caps = RTCRtpSender.getCapabilities("video").codecs
     chosen = [c for c in caps if c.mimeType.lower() == f"video/{name}"]
     return chosen + [c for c in caps if c.mimeType.lower() == "video/rtx"]
+
+
+def _receive_directly(taps: list[UpstreamTap]) -> None:
+    """The claimant's packets go from the socket straight to his taps (one transport when bundled)."""
+    by_transport: dict[int, tuple[RTCDtlsTransport, dict[object, Callable[[RtpPacket], None]]]] = {}
+    for tap in taps:
+        dtls = tap.receiver.transport
+        by_transport.setdefault(id(dtls), (dtls, {}))[1][tap.receiver] = tap.handle
+    for dtls, handlers in by_transport.values():
+        receive_rtp_directly(dtls, handlers)
 
 
 @dataclass
@@ -182,7 +202,9 @@ class CallMedia:
                 self._attach_rtp(peer, self.video, "video")
                 self._attach_rtp(peer, self.audio, "audio")
         answer = await pc.createAnswer()
-        await pc.setLocalDescription(answer)
+        await pc.setLocalDescription(answer)  # gathers: the ICE sockets exist from here on
+        if peer.taps:
+            _receive_directly(peer.taps)
         return str(pc.localDescription.sdp)
 
     def _attach(self, peer: Peer, publisher: Publisher, kind: str) -> None:

@@ -55,7 +55,7 @@ class _Frames:
 class UpstreamTap:
     def __init__(self, receiver: RTCRtpReceiver, publisher: Publisher) -> None:
         self.kind = publisher.kind
-        self._receiver = receiver
+        self.receiver = receiver
         self._publisher = publisher
         self._codecs = receiver_codecs(receiver)
         self._names: dict[int, str] = {}
@@ -69,7 +69,11 @@ class UpstreamTap:
         receiver._handle_rtp_packet = self._handle  # type: ignore[method-assign]
 
     async def _handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        receiver = self._receiver
+        """aiortc's own route, for packets that came before `receive_rtp_directly` was in place."""
+        self.handle(packet)
+
+    def handle(self, packet: RtpPacket) -> None:
+        receiver = self.receiver
         if not receiver._enabled:
             return
         codec = self._codecs.get(packet.payload_type)
@@ -88,7 +92,7 @@ class UpstreamTap:
             codec = self._codecs[apt]
         nack = self._nack
         if nack is not None and nack.add(packet):
-            await receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
+            self._send(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
         now = time.monotonic()
         publisher = self._publisher
         if not publisher.claim(self, now):
@@ -125,14 +129,14 @@ class UpstreamTap:
 
     def send_pli(self) -> None:
         if self.ssrc is not None:
-            self._send(self._receiver._send_rtcp_pli(self.ssrc))
+            self._send(self.receiver._send_rtcp_pli(self.ssrc))
 
     def send_remb(self, bitrate_bps: int) -> None:
-        rtcp_ssrc = receiver_rtcp_ssrc(self._receiver)
+        rtcp_ssrc = receiver_rtcp_ssrc(self.receiver)
         if self.ssrc is None or rtcp_ssrc is None:
             return
         fci = pack_remb_fci(bitrate_bps, [self.ssrc])
-        self._send(self._receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)))
+        self._send(self.receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)))
 
     def _send(self, sending: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(sending)

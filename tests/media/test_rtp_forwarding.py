@@ -148,3 +148,15 @@ async def test_the_inspectors_bandwidth_estimate_reaches_the_claimant(
     await _until(lambda: forwarder.remb_bps is not None, "the inspector's REMB", within_s=15)
     await _until(lambda: bool(heard), "the REMB relayed to the claimant", within_s=5)
     assert forwarder.remb_bps is not None and min(heard) > 0
+
+
+async def test_the_claimants_rtp_skips_aiortcs_reader_task(plane: MediaPlane, bots: Callable[[Bot], Bot]) -> None:
+    """His packets are handled in the socket's read callback; only DTLS, STUN and RTCP take aiortc's queue."""
+    _, inspector = await start_call(plane, bots)
+    await inspector.wait_for("video", 60)
+    media = plane.call(INVITE)
+    assert media is not None
+    [claimant] = [p for p in media.peers.values() if p.role == "claimant"]
+    tapped = sum(tap.packets for tap in claimant.taps)
+    queued = claimant.taps[0].receiver.transport._RTCDtlsTransport__rx_packets  # type: ignore[attr-defined]
+    assert tapped >= 60 and queued < tapped / 4, f"{queued} of {tapped} packets went through aiortc's reader"
