@@ -19,6 +19,7 @@ from rooms.delivery.channels import outbox_entries
 from web import demo, i18n
 from web.keys import engine_key, settings_key
 from web.settings import Settings
+from web.static_files import StaticFiles
 
 STATIC_DIR = Path(__file__).parent / "static"
 SOCKET_IO_CLIENT = Path(__file__).parent / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
@@ -192,23 +193,14 @@ async def call_tab(request: web.Request) -> web.StreamResponse:
                   f' data-page="call" data-invite-id="{escape(invite_id)}" class="fill-body"')
 
 
-async def socket_io_client(request: web.Request) -> web.StreamResponse:
-    """The Socket.IO browser client, straight from node_modules (installed by `make setup`)."""
-    if not SOCKET_IO_CLIENT.is_file():
-        raise web.HTTPNotFound(text="socket.io-client is not installed: run `make setup`")
-    resp = web.FileResponse(SOCKET_IO_CLIENT, headers={"Content-Type": "text/javascript; charset=utf-8"})
-    resp.headers["Cache-Control"] = "public, max-age=3600"
-    return resp
-
-
 def add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/cases/{case_id}/calls", calls)
     app.router.add_get("/join/{token}", join)
     app.router.add_get("/calls/{invite_id}", call_tab)
-    # The vendored client first: the static resource below would otherwise claim its path.
-    app.router.add_get("/static/vendor/socket.io.min.js", socket_io_client)
-    app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
+    # The Socket.IO browser client comes straight from node_modules (installed by `make setup`).
+    static = StaticFiles(STATIC_DIR, {"vendor/socket.io.min.js": SOCKET_IO_CLIENT})
+    app.router.add_get("/static/{path:.+}", static.handle)
     if settings.demo:
         app.router.add_get("/dev/outbox", outbox)
         app.router.add_get("/dev/login", login)

@@ -127,8 +127,12 @@ async def test_static_files_and_the_socket_io_client_are_served(api: Api) -> Non
                        ("/static/i18n/fi.json", "application/json")):
         reply = await api.request("GET", path)
         assert reply.status == 200 and kind in reply.headers["Content-Type"], path
-    for escape in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/js/../../app.py"):
+    for escape in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/js/../../app.py", "/static/js/%2e%2e/dom.js"):
         assert (await api.request("GET", escape)).status in (403, 404), escape
+    app_css = await api.request("GET", "/static/css/app.css")
+    etag = app_css.headers["Etag"]  # the header names as the test client keeps them
+    again = await api.request("GET", "/static/css/app.css", headers={"If-None-Match": etag})
+    assert again.status == 304 and again.body == b""  # revalidated, not sent again
 
 
 # ---- the catalogues ----
