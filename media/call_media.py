@@ -10,13 +10,13 @@ only) the inspectors get the claimant's media decoded and encoded again instead 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import av
 from aiortc import (
     RTCConfiguration,
     RTCDtlsTransport,
@@ -26,13 +26,12 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.codecs import is_rtx
-from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcpeerconnection import filter_preferred_codecs
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.rtp import RtpPacket
 
 from media.aiortc_internals import receive_rtp_directly
-from media.fanout import ForwardTrack, KeyframeRequester, Publisher, pump
+from media.fanout import KeyframeRequester, Publisher
 from media.mixer import VoiceMixer
 from media.naive import DecodingRelay, FrameTrack
 from media.rtp_forward import RtpForwarder, SilentTrack
@@ -85,11 +84,9 @@ class Peer:
     sid: str
     role: str
     pc: RTCPeerConnection
-    forwards: list[tuple[Publisher, ForwardTrack]] = field(default_factory=list)
     rtp_forwards: list[tuple[Publisher, RtpForwarder]] = field(default_factory=list)
     taps: list[UpstreamTap] = field(default_factory=list)
     decoded: list[tuple[DecodingRelay, FrameTrack]] = field(default_factory=list)  # naive relay only
-    pumps: list[asyncio.Task[None]] = field(default_factory=list)
     video_receiver: Any = None  # the claimant's: where keyframe requests go
     video_ssrc: int | None = None
 
@@ -110,7 +107,7 @@ class CallMedia:
         self.keyframes = KeyframeRequester(self._send_pli)
         self.video = Publisher("video", self.keyframes)
         self.audio = Publisher("audio")
-        self.voice = Publisher("audio")  # the inspectors' voices, for the claimant
+        self.voice = Publisher("audio", packetize=True)  # the inspectors' voices, for the claimant
         self.mixer = VoiceMixer(self.voice)
         self._decoding: dict[str, DecodingRelay] = {}
         if relay == NAIVE:
@@ -180,21 +177,18 @@ class CallMedia:
                 if transceiver.kind in ("video", "audio"):
                     publisher = self.video if transceiver.kind == "video" else self.audio
                     peer.taps.append(UpstreamTap(transceiver.receiver, publisher))
-            self._attach(peer, self.voice, "audio")
+            self._attach_rtp(peer, self.voice, "audio")
         else:
-
-            @pc.on("track")
-            def on_inspector_track(track: MediaStreamTrack) -> None:
-                if track.kind != "audio":
-                    return
-                self.mixer.add(peer.sid)
-                voice = functools.partial(self.mixer.push, peer.sid)
-                peer.pumps.append(asyncio.get_running_loop().create_task(pump(track, voice)))
-
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             for transceiver in pc.getTransceivers():
                 if transceiver.kind == "video":
                     _prefer(transceiver, self.codec)
+                if transceiver.kind == "audio":
+                    # His voice, frame by frame, into the mixer; a voice counts from its first frame,
+                    # so an inspector without a microphone never holds the mix back.
+                    voice_in = Publisher("audio")
+                    voice_in.listen(functools.partial(self._hear, peer.sid))
+                    peer.taps.append(UpstreamTap(transceiver.receiver, voice_in))
             if self.relay == NAIVE:
                 self._attach_decoded(peer, "video")
                 self._attach_decoded(peer, "audio")
@@ -207,14 +201,9 @@ class CallMedia:
             _receive_directly(peer.taps)
         return str(pc.localDescription.sdp)
 
-    def _attach(self, peer: Peer, publisher: Publisher, kind: str) -> None:
-        if not any(t.kind == kind for t in peer.pc.getTransceivers()):
-            return  # the participant offered no such section
-        track = publisher.subscribe()
-        sender = peer.pc.addTrack(track)
-        # A downstream keyframe request (PLI/FIR from the browser) goes upstream, rate-limited.
-        sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
-        peer.forwards.append((publisher, track))
+    def _hear(self, sid: str, packet: av.Packet[Any]) -> None:
+        self.mixer.add(sid)
+        self.mixer.push(sid, packet)
 
     def _attach_rtp(self, peer: Peer, publisher: Publisher, kind: str) -> None:
         if not any(t.kind == kind for t in peer.pc.getTransceivers()):
@@ -242,20 +231,13 @@ class CallMedia:
 
     async def _teardown(self, peer: Peer) -> None:
         sid = peer.sid
-        for publisher, track in peer.forwards:
-            publisher.unsubscribe(track)
         for publisher, forwarder in peer.rtp_forwards:
             publisher.stop_forwarding(forwarder)
         for tap in peer.taps:
             tap.close()
         for relay, frames in peer.decoded:
             relay.unsubscribe(frames)
-        for task in peer.pumps:
-            task.cancel()
         await peer.pc.close()
-        for task in peer.pumps:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         if sid not in self._peers:  # gone, not replaced by a re-offer from the same socket
             self.mixer.remove(sid)
 

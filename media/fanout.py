@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
@@ -143,29 +144,24 @@ class ForwardTrack(QueuedTrack["av.Packet[Any]"]):
         return packet
 
 
-async def pump(source: MediaStreamTrack, deliver: Callable[[av.Packet[Any]], None]) -> None:
-    """Hand every packet of a received track to `deliver` until the track ends."""
-    while True:
-        try:
-            packet = await source.recv()
-        except MediaStreamError:
-            return
-        if isinstance(packet, av.Packet):  # always, with the passthrough tap installed
-            deliver(packet)
-
-
 class Publisher:
     """One received track, offered to every subscriber.
 
-    Two levels: RTP packets go to `RtpForwarder`s (the inspectors, media/rtp_forward.py) as they
-    arrive; whole encoded frames go to frame subscribers (the claimant's voice, the naive relay)
-    and taps (recording, screenshots). The upstream makes frames only while `wants_frames`.
+    Two levels: RTP packets go to `RtpForwarder`s (media/rtp_forward.py) as they arrive; whole
+    encoded frames go to listeners (called at once: the voice mixer, the recording), taps (queues:
+    screenshots) and frame subscribers (the naive relay). The upstream makes frames only while
+    `wants_frames`. A publisher fed with Opus frames instead (`packetize`, the mixed voices) makes
+    each frame one RTP packet of a stream of its own for its forwarders.
     """
 
-    def __init__(self, kind: str, requester: KeyframeRequester | None = None) -> None:
+    def __init__(self, kind: str, requester: KeyframeRequester | None = None, packetize: bool = False) -> None:
         self.kind = kind
         self._requester = requester
+        self._packetize = packetize
+        self._ssrc = random.getrandbits(32)
+        self._seq = random.getrandbits(15)
         self._subscribers: set[ForwardTrack] = set()
+        self._listeners: list[Callable[[av.Packet[Any]], None]] = []
         self._taps: set[asyncio.Queue[av.Packet[Any]]] = set()
         self._forwarders: list[RtpForwarder] = []
         self.upstream: Upstream | None = None
@@ -177,7 +173,7 @@ class Publisher:
 
     @property
     def wants_frames(self) -> bool:
-        return bool(self._subscribers or self._taps)
+        return bool(self._subscribers or self._taps or self._listeners)
 
     def claim(self, upstream: Upstream, now: float) -> bool:
         """Whether `upstream`'s packets are the ones to publish now.
@@ -247,6 +243,14 @@ class Publisher:
     def untap(self, q: asyncio.Queue[av.Packet[Any]]) -> None:
         self._taps.discard(q)
 
+    def listen(self, listener: Callable[[av.Packet[Any]], None]) -> None:
+        """`listener(frame)` for every frame from now on, called on the event loop; it must not block."""
+        self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[av.Packet[Any]], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def request_keyframe(self) -> None:
         if self._requester is not None:
             self._requester.request()
@@ -255,15 +259,18 @@ class Publisher:
         self.packets += 1
         if self.kind == "video" and packet.is_keyframe:
             self.keyframes += 1
+        for listener in self._listeners:
+            listener(packet)
         for track in self._subscribers:
             track.offer(packet)
         for q in self._taps:
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(packet)
-
-    async def pump(self, source: MediaStreamTrack) -> None:
-        """Read the received track until it ends; run as a task owned by the call."""
-        await pump(source, self.publish)
+        if self._packetize and self._forwarders and packet.pts is not None:
+            rtp = RtpPacket(sequence_number=self._seq, timestamp=packet.pts & 0xFFFFFFFF, ssrc=self._ssrc)
+            rtp.payload = bytes(packet)
+            self._seq = (self._seq + 1) & 0xFFFF
+            self.publish_rtp(rtp, False, time.monotonic())
 
     def close(self) -> None:
         for track in list(self._subscribers):

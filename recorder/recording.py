@@ -22,9 +22,9 @@ in clusters of about a second, flushed to the file as each closes, and fsynced e
 crashed server loses only the last ~2 s: the open cluster, the 0.5 s audio mix delay and one batch.
 The spool is remuxed into the final WebM/MP4 when the recording stops, or at the next start-up.
 
-Threads: the event loop only stamps each tapped packet with its arrival time and puts it on a
-queue. All codec and file work runs in one thread per recording, woken every BATCH_S to take what
-has come: a few wake-ups a second, never one per packet.
+Threads: the event loop only stamps each published frame with its arrival time and puts it on a
+queue (a publisher listener, no task of its own). All codec and file work runs in one thread per
+recording, woken every BATCH_S to take what has come: a few wake-ups a second, never one per packet.
 """
 
 from __future__ import annotations
@@ -32,11 +32,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -373,8 +375,9 @@ class Recording:
         self.sidecar = sidecar
         self.writer = SpoolWriter(files, sidecar.codec)
         self._inbox: queue.SimpleQueue[Arrival] = queue.SimpleQueue()
-        self._taps: list[tuple[str, Publisher, asyncio.Queue[av.Packet[Any]]]] = []
-        self._readers: list[asyncio.Task[None]] = []
+        self._listening: list[tuple[Publisher, Callable[[av.Packet[Any]], None]]] = []
+        self._video_started = False
+        self._waiting_since = 0.0
         self._halt = threading.Event()
         self._end_at = 0.0
         self._done: concurrent.futures.Future[Finished | None] = concurrent.futures.Future()
@@ -390,11 +393,12 @@ class Recording:
     async def start(self) -> None:
         self._lock_fd = await asyncio.to_thread(self._create_files)
         loop = asyncio.get_running_loop()
+        self._waiting_since = time.monotonic()
         for source, publisher in ((VIDEO, self.media.video), (CLAIMANT_VOICE, self.media.audio),
                                   (INSPECTOR_VOICE, self.media.voice)):
-            tap = publisher.tap()
-            self._taps.append((source, publisher, tap))
-            self._readers.append(loop.create_task(self._read(source, tap), name=f"record-{source}"))
+            listener = functools.partial(self._take, source)
+            publisher.listen(listener)
+            self._listening.append((publisher, listener))
         self._thread = threading.Thread(
             target=self._run, args=(loop,), name=f"recording-{self.files.name}", daemon=True
         )
@@ -410,23 +414,23 @@ class Recording:
         tmp.replace(self.files.sidecar)
         return fd
 
-    async def _read(self, source: str, tap: asyncio.Queue[av.Packet[Any]]) -> None:
-        waiting_since = time.monotonic()
-        started = source != VIDEO
-        while not self._done.done():  # a writer that failed takes nothing more
-            packet = await tap.get()
-            now = time.monotonic()
-            if source == VIDEO and self.media.codec != self.sidecar.codec:
-                continue  # the claimant re-negotiated another codec: not muxable into this file
-            if not started:  # nothing before the first keyframe is recorded: not even queued
+    def _take(self, source: str, packet: av.Packet[Any]) -> None:
+        """Called on the event loop for every frame published: stamped and handed to the writing thread."""
+        if self._done.done():
+            return  # a writer that failed takes nothing more
+        now = time.monotonic()
+        if source == VIDEO:
+            if self.media.codec != self.sidecar.codec:
+                return  # the claimant re-negotiated another codec: not muxable into this file
+            if not self._video_started:  # nothing before the first keyframe is recorded: not even queued
                 if not packet.is_keyframe:
-                    if now - waiting_since > KEYFRAME_RETRY_S:
+                    if now - self._waiting_since > KEYFRAME_RETRY_S:
                         self.media.video.request_keyframe()  # the first request may have been lost
-                        waiting_since = now
-                    continue
-                started = True
-            if packet.pts is not None:
-                self._inbox.put(Arrival(source, packet, int(packet.pts), now))
+                        self._waiting_since = now
+                    return
+                self._video_started = True
+        if packet.pts is not None:
+            self._inbox.put(Arrival(source, packet, int(packet.pts), now))
 
     def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         began = time.thread_time()
@@ -476,17 +480,9 @@ class Recording:
     async def _stop(self) -> Finished | None:
         if self._thread is None:
             return None  # never started
-        now = time.monotonic()
-        for task in self._readers:
-            task.cancel()
-        await asyncio.gather(*self._readers, return_exceptions=True)
-        for source, publisher, tap in self._taps:
-            publisher.untap(tap)
-            while not tap.empty():  # what came in since the readers last ran
-                packet = tap.get_nowait()
-                if packet.pts is not None:
-                    self._inbox.put(Arrival(source, packet, int(packet.pts), now))
-        self._end_at = now
+        for publisher, listener in self._listening:
+            publisher.unlisten(listener)
+        self._end_at = time.monotonic()
         self._halt.set()
         try:
             return await asyncio.wrap_future(self._done)
