@@ -34,7 +34,7 @@ from media.aiortc_internals import (
 )
 from media.fanout import Publisher
 from media.passthrough import PassthroughDecoder
-from media.rtp_payload import starts_frame, starts_keyframe
+from media.rtp_payload import starts_frame, starts_keyframe, vp8_descriptor_size
 
 
 class _Frames:
@@ -115,10 +115,17 @@ class UpstreamTap:
             if self.kind == "video" and not starts_frame(name, packet.payload):
                 return  # begin at a frame's first packet, never half-way through one
             frames = self._frames = _Frames(self.kind, codec, packet.ssrc)
-        try:
-            packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
-        except ValueError:
-            return
+        if name == "vp8":
+            # The frame is the payloads without their descriptors; no descriptor object is needed.
+            size = vp8_descriptor_size(packet.payload)
+            if not size:
+                return
+            packet._data = packet.payload[size:]  # type: ignore[attr-defined]
+        else:
+            try:
+                packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
+            except ValueError:
+                return
         lost, frame = frames.buffer.add(packet)
         if lost:
             self._publisher.request_keyframe()

@@ -196,7 +196,9 @@ class TimelineMix:
 def _opus_decoder() -> AudioCodecContext:
     decoder = av.CodecContext.create("opus", "r")
     decoder.sample_rate = RATE
-    decoder.layout = "stereo"  # WebRTC's Opus is always signalled as 2 channels
+    # WebRTC's Opus is signalled as 2 channels; the recording is one voice track, so the decoder
+    # downmixes itself, cheaper than decoding two channels and averaging them here.
+    decoder.layout = "mono"
     return decoder
 
 
@@ -256,6 +258,8 @@ class SpoolWriter:
         audio.layout = "mono"
         audio.format = "flt"
         audio.bit_rate = OPUS_BITRATE
+        # Complexity 5 of 10: a third less encoding time per frame, no audible loss for speech at this rate.
+        audio.codec_context.options = {"compression_level": "5"}
         self._audio = audio
         self._container = container
 
