@@ -36,7 +36,12 @@ log = logging.getLogger(__name__)
 
 HISTORY = 1024  # packets kept for NACKs: about 3 s of 2.5 Mbit/s video
 SR_MARK_INTERVAL_S = 0.5
-KEYFRAME_ASK_INTERVAL_S = 0.5  # while waiting for a keyframe  # sender reports go out about once a second
+KEYFRAME_ASK_INTERVAL_S = 0.5  # while waiting for a keyframe
+# A hole in the upstream's sequence this large (or after this long a silence) will not be filled by
+# the claimant's retransmissions: renumbered away, video resuming at a keyframe, so no receiver waits
+# for packets nobody has (an aiortc receiver's jitter buffer would stall until it overflowed).
+GAP_PACKETS = 64
+GAP_SILENCE_S = 1.0  # sender reports go out about once a second
 _HEADER = struct.Struct("!BBHII")
 _SEQ = struct.Struct("!H")
 
@@ -108,6 +113,7 @@ class RtpForwarder:
         self._wire: _Wire | None = None
         self._waiting_keyframe = kind == "video"
         self._in_ssrc: int | None = None
+        self._last_in_seq = 0
         self._seq_offset = 0
         self._ts_offset = 0
         self._next_seq = 0
@@ -165,6 +171,11 @@ class RtpForwarder:
             return  # not negotiated and connected yet
         if packet.ssrc != self._in_ssrc:
             self._rebase(packet, wire, now)
+        else:
+            gap = (packet.sequence_number - self._last_in_seq) & 0xFFFF
+            if 1 < gap < 0x8000 and (gap > GAP_PACKETS or now - self._last_sent > GAP_SILENCE_S):
+                self._rebase(packet, wire, now)
+        self._last_in_seq = packet.sequence_number
         if self._waiting_keyframe:
             if not keyframe_start:
                 self.dropped += 1
@@ -219,7 +230,7 @@ class RtpForwarder:
         return bytes((header[0] | 0x20,)) + header[1:] + packet.payload + padding, len(header)
 
     def _rebase(self, packet: RtpPacket, wire: _Wire, now: float) -> None:
-        """A new upstream stream: carry on the sequence and the clock from what was last sent."""
+        """A new upstream stream, or a hole in it: carry on the sequence and the clock from what was last sent."""
         if self._in_ssrc is None:
             self._ts_offset = 0
         else:

@@ -161,3 +161,24 @@ async def test_the_claimants_rtp_skips_aiortcs_reader_task(plane: MediaPlane, bo
     tapped = sum(tap.packets for tap in claimant.taps)
     queued = claimant.taps[0].receiver.transport._RTCDtlsTransport__rx_packets  # type: ignore[attr-defined]
     assert tapped >= 60 and queued < tapped / 4, f"{queued} of {tapped} packets went through aiortc's reader"
+
+
+async def test_a_hole_upstream_is_renumbered_away_and_video_resumes_at_a_keyframe(
+    plane: MediaPlane, bots: Callable[[Bot], Bot]
+) -> None:
+    """Packets lost for good between the claimant and the server (his network came back on the old peer)."""
+    _, inspector = await start_call(plane, bots)
+    await inspector.wait_for("video", 30)
+    media = plane.call(INVITE)
+    assert media is not None
+    publish = media.video.publish_rtp
+    media.video.publish_rtp = lambda *args: None  # type: ignore[method-assign]  # the hole: 1.2 s never arrive
+    await asyncio.sleep(1.2)
+    before = inspector.sinks["video"].keyframes
+    media.video.publish_rtp = publish  # type: ignore[method-assign]
+    # Within 3 s, well before an aiortc receiver waiting on the hole would give up on it.
+    await inspector.wait_for("video", inspector.sinks["video"].packets + 20, within_s=3)
+    assert inspector.sinks["video"].keyframes > before
+    receiver = _video_receiver(inspector)
+    [stream] = aiortc_internals.receiver_stream_stats(receiver).values()
+    assert stream.packets_lost == 0, f"the inspector saw a hole of {stream.packets_lost} packets"
