@@ -99,6 +99,9 @@ class CallMedia:
             raise ValueError(f"relay must be one of {', '.join(RELAY_MODES)}, not {relay!r}")
         self.invite_id = invite_id
         self.relay = relay
+        # Held (by a recording) the call's media stays open with nobody in it: a claimant in his
+        # reconnect grace comes back into the same publishers and the same recording.
+        self.held = False
         self._configuration = configuration
         self.codec = preferred_codec
         self._peers: dict[str, Peer] = {}

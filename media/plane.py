@@ -56,6 +56,15 @@ class MediaPlane:
         if media is None:
             return
         await media.drop(sid)
+        if media.empty and not media.held:
+            await self.close_call(invite_id)
+
+    async def release(self, invite_id: str) -> None:
+        """Let go of a call held open (by its recording): closed now if nobody is in it any more."""
+        media = self._calls.get(invite_id)
+        if media is None:
+            return
+        media.held = False
         if media.empty:
             await self.close_call(invite_id)
 

@@ -62,13 +62,17 @@ class MediaService:
             self._recordings.pop(invite_id, None)
             recording.release()
             raise
+        media.held = True  # a claimant reconnecting within his grace continues this recording
 
     async def stop_recording(self, invite_id: str, by: Participant) -> Capture | None:
         """Finish and file the recording; None when no picture ever came. Filed as by whoever started it."""
         recording = self._recordings.pop(invite_id, None)
         if recording is None:
             raise NotRecording("this call is not being recorded")
-        return await self._finish(recording)
+        try:
+            return await self._finish(recording)
+        finally:
+            await self._plane.release(invite_id)
 
     async def is_recording(self, invite_id: str) -> bool:
         return invite_id in self._recordings

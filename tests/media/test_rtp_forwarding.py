@@ -182,3 +182,22 @@ async def test_a_hole_upstream_is_renumbered_away_and_video_resumes_at_a_keyfram
     receiver = _video_receiver(inspector)
     [stream] = aiortc_internals.receiver_stream_stats(receiver).values()
     assert stream.packets_lost == 0, f"the inspector saw a hole of {stream.packets_lost} packets"
+
+
+async def test_a_held_call_outlives_its_last_peer_until_released(plane: MediaPlane, bots: Callable[[Bot], Bot]) -> None:
+    """A recording holds the call's media while everyone is away (the claimant in his reconnect grace)."""
+    _, inspector = await start_call(plane, bots)
+    await inspector.wait_for("video", 10)
+    media = plane.call(INVITE)
+    assert media is not None
+    media.held = True
+    await plane.drop(INVITE, "sid-inspector")
+    await plane.drop(INVITE, "sid-claimant")
+    assert plane.call(INVITE) is media and media.empty  # still open, nobody in it
+    again = bots(claimant_bot())
+    await again.connect(lambda sdp: plane.negotiate(INVITE, "sid-claimant-2", "claimant", sdp))
+    assert plane.call(INVITE) is media  # back into the same publishers
+    await _until(lambda: media.video.rtp_packets > 0 and media.video.upstream is not None, "his video")
+    await plane.drop(INVITE, "sid-claimant-2")
+    await plane.release(INVITE)
+    assert plane.call(INVITE) is None  # released with nobody in it: closed
