@@ -101,9 +101,12 @@ async def list_for_case(conn: AsyncConnection, case_id: str) -> dict[str, list[E
 
 
 async def verify(conn: AsyncConnection, invite_id: str, events: list[Event] | None = None) -> event_chain.ChainCheck:
-    """Recompute the chain and compare it with the head kept on the invite (catches a cut tail)."""
-    if events is None:
-        events = await list_for_invite(conn, invite_id)
+    """Recompute the chain and compare it with the head kept on the invite (catches a cut tail).
+
+    The head is read first: on SQLite two reads are not one snapshot, and an event appended
+    between them must not look like a broken chain. Events newer than the head read are checked
+    by the chain's own links; the head must match the event at its own position.
+    """
     head = (
         await conn.execute(
             sa.select(t.invites.c.event_seq, t.invites.c.event_head).where(t.invites.c.id == invite_id)
@@ -111,9 +114,15 @@ async def verify(conn: AsyncConnection, invite_id: str, events: list[Event] | No
     ).first()
     if head is None:
         raise NotFound(f"invite {invite_id} not found")
+    seq, head_hash = int(head[0]), head[1]
+    if events is None or len(events) < seq:
+        events = await list_for_invite(conn, invite_id)
     check = event_chain.verify(events)
     if not check.ok:
         return check
+    if len(events) < seq or (events[seq - 1].hash if seq else event_chain.GENESIS) != head_hash:
+        return event_chain.ChainCheck(False, min(len(events), seq) + 1)
+    return check
     last_hash = events[-1].hash if events else event_chain.GENESIS
     if len(events) != head[0] or last_hash != head[1]:
         return event_chain.ChainCheck(False, len(events) + 1)
