@@ -3,6 +3,8 @@
 Children run in their own session, so Ctrl-C reaches only the benchmark, which then stops them in
 order (the reverse of their start). Should the benchmark die without doing so (SIGKILL, a crash),
 the kernel sends them SIGTERM (Linux `PR_SET_PDEATHSIG`). Their CPU time is read from /proc.
+`claimcam serve --workers N` is one child that supervises N workers: it counts as started once every
+worker answers, and the workers go with it when it stops.
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ import aiohttp
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from bench import procstat
+from web import workers as web_workers
+
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+# A supervisor gives its workers this long to stop before it kills them; it needs that and a little more.
+SUPERVISOR_STOP_TIMEOUT_S = web_workers.STOP_WITHIN_S + 5.0
 PR_SET_PDEATHSIG = 1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -79,6 +86,7 @@ class Child:
     name: str
     proc: asyncio.subprocess.Process
     log_path: Path
+    stop_timeout_s: float = STOP_TIMEOUT_S
 
     @property
     def pid(self) -> int:
@@ -98,17 +106,31 @@ class Child:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM by PID, SIGKILL when it does not exit in time; safe on a process already gone."""
+    async def stop(self) -> None:
+        """SIGTERM by PID, SIGKILL when it does not exit in time; safe on a process already gone.
+
+        Its own children (a supervisor's workers) are its to stop; any it leaves behind, because it
+        was killed or crashed, are killed by their PIDs.
+        """
         if self.proc.returncode is None:
+            descendants = [(pid, procstat.start_ticks(pid)) for pid in procstat.process_tree(self.pid)[1:]]
             with contextlib.suppress(ProcessLookupError):
                 self.proc.terminate()
             try:
-                await asyncio.wait_for(self.proc.wait(), timeout_s)
+                await asyncio.wait_for(self.proc.wait(), self.stop_timeout_s)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
                 await self.proc.wait()
+            _kill_left_behind(descendants)
+
+
+def _kill_left_behind(processes: list[tuple[int, int | None]]) -> None:
+    for pid, started in processes:
+        # The start time tells the same process from a new one that got its PID since.
+        if started is not None and procstat.start_ticks(pid) == started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 Probe = Callable[[], Awaitable[bool]]
@@ -137,12 +159,13 @@ class Services:
         self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
     ) -> None:
         # Shielded: a Ctrl-C during the stop must not leave a child behind.
+        budget = sum(c.stop_timeout_s for c in self.children) + STOP_TIMEOUT_S
         task = asyncio.ensure_future(self.stop_all())
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, STOP_TIMEOUT_S * 2)
+                await asyncio.wait_for(task, budget)
             raise
 
     async def stop_all(self) -> None:
@@ -205,16 +228,45 @@ class Services:
         await self.wait_ready(child, answers)
         return Server(child, url)
 
-    async def claimcam(self, name: str, settings: dict[str, str]) -> Server:
-        """`claimcam serve` with these `CLAIMCAM_*` settings (and none inherited from this environment)."""
+    async def claimcam(self, name: str, settings: dict[str, str], workers: int = 1) -> Server:
+        """`claimcam serve` with these `CLAIMCAM_*` settings (and none inherited from this environment).
+
+        With `workers` above 1 (`--workers N`, which needs `CLAIMCAM_REDIS_URL` in `settings`) it is
+        ready once every worker has answered `/readyz`: the first one listens seconds before the others.
+        """
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMCAM_")}
         env.update({"CLAIMCAM_HOST": "127.0.0.1", "CLAIMCAM_PORT": str(port), "PYTHONUNBUFFERED": "1"})
         env.update(settings)
-        child = await self.spawn(name, [sys.executable, "-m", "web.cli", "serve"], env)
+        argv = [sys.executable, "-m", "web.cli", "serve"]
+        if workers > 1:
+            argv += ["--workers", str(workers)]
+        child = await self.spawn(name, argv, env)
         url = f"http://127.0.0.1:{port}"
-        await self.wait_ready(child, lambda: self._http_ok(f"{url}/readyz"))
+        if workers == 1:
+            await self.wait_ready(child, lambda: self._http_ok(f"{url}/readyz"))
+            return Server(child, url)
+        child.stop_timeout_s = SUPERVISOR_STOP_TIMEOUT_S
+        nodes: set[str] = set()
+
+        async def every_worker_answers() -> bool:
+            node = await self._node(f"{url}/readyz")
+            if node is not None:
+                nodes.add(node)
+            return len(nodes) == workers
+
+        await self.wait_ready(child, every_worker_answers)
         return Server(child, url)
+
+    async def _node(self, readyz: str) -> str | None:
+        """The node that answered, over a connection of its own: the kernel hands each new connection to one
+        of the listening workers, so a reused one would keep asking the same worker."""
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError, ValueError, KeyError):
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh, \
+                    fresh.get(readyz, timeout=aiohttp.ClientTimeout(total=1)) as r:
+                if r.status == 200:
+                    return str((await r.json())["node"])
+        return None
 
     async def relay(self) -> Server:
         port = free_port()

@@ -8,6 +8,7 @@ connections, calls with media, asyncio tasks, open file descriptors, threads and
 plus the same after every cycle. Peer connections and calls must be back to 0; tasks, descriptors
 and threads back within a few of the baseline; memory is reported as growth from the baseline and
 as the slope over the cycles (a leak grows every cycle; allocator high-water marks do not).
+`--quiet-seconds` shortens the pauses for a quick check, with the server pinging its sockets sooner.
 """
 
 from __future__ import annotations
@@ -46,10 +47,14 @@ from media.ice import install_host_addresses
 
 GAUGES = ("peer_connections", "calls_with_media", "asyncio_tasks", "open_fds", "threads", "rss_bytes")
 SETTLE_S = 5.0  # after a cycle's calls end: peers close, recordings are filed
-# Before the last sample: a closed Engine.IO socket's ping task ends only at its next ping (25 s).
-END_SETTLE_S = 30.0
+# Before the baseline and the last sample: a closed Engine.IO socket's ping task ends only at its next
+# ping, so the server pings this much sooner than the quiet ends (25 s, the default interval, for 30 s).
+QUIET_S = 30.0
+WARMUP_CALL_S = 3.0
+PING_MARGIN_S = 5.0
+MIN_PING_INTERVAL_S = 1.0
 TOLERANCE = {"asyncio_tasks": 5, "open_fds": 5, "threads": 4}
-MAX_CALLS, MAX_MINUTES = 50, 120.0
+MAX_CALLS, MAX_MINUTES, MAX_CYCLES = 50, 120.0, 10_000
 
 DESCRIPTION = __doc__.split("\n\n")[0] if __doc__ else ""
 
@@ -62,6 +67,17 @@ class SoakOptions:
     size: tuple[int, int] = (1280, 720)
     bitrate_mbps: float = 1.5
     json_path: str | None = None
+    quiet_seconds: float = QUIET_S
+    max_cycles: int = MAX_CYCLES  # fewer, when asked for, even if there is time for more
+
+    @property
+    def ping_interval_s(self) -> float:
+        return max(MIN_PING_INTERVAL_S, self.quiet_seconds - PING_MARGIN_S)
+
+    @property
+    def settle_s(self) -> float:
+        """After each cycle; a short quiet (a quick check, not a soak) shortens it too."""
+        return min(SETTLE_S, self.quiet_seconds)
 
     def check(self) -> None:
         if not 1 <= self.calls <= MAX_CALLS:
@@ -70,6 +86,10 @@ class SoakOptions:
             raise LoadTestError(f"--minutes must be above 0 and at most {MAX_MINUTES:g}")
         if not 2 <= self.cycle_seconds <= 3600:
             raise LoadTestError("--cycle-seconds must be 2..3600")
+        if not 1 <= self.max_cycles <= MAX_CYCLES:
+            raise LoadTestError(f"--cycles must be 1..{MAX_CYCLES}")
+        if not MIN_PING_INTERVAL_S + 1 <= self.quiet_seconds <= 600:
+            raise LoadTestError(f"--quiet-seconds must be {MIN_PING_INTERVAL_S + 1:g}..600")
 
 
 @dataclass
@@ -162,7 +182,9 @@ async def run(options: SoakOptions, err: TextIO = sys.stderr) -> SoakReport:
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_S)) as http, \
                 Services(workdir, http, say) as services:
-            server = await services.claimcam("claimcam-soak", server_settings(workdir / "var", "passthrough"))
+            settings = server_settings(workdir / "var", "passthrough")
+            settings["CLAIMCAM_SOCKET_PING_INTERVAL_S"] = f"{options.ping_interval_s:g}"
+            server = await services.claimcam("claimcam-soak", settings)
             token = await demo_token(http, server.url)
             api = Api(server.url, token, http)
 
@@ -178,7 +200,7 @@ async def run(options: SoakOptions, err: TextIO = sys.stderr) -> SoakReport:
                 shared = Shared(load(calls, seconds), api, outbox, contact_id, staff_ice, video, audio)
                 reports = [CallReport(i + 1) for i in range(calls)]
                 await asyncio.gather(*(run_call(shared, r, (i + 0.5) / calls) for i, r in enumerate(reports)))
-                await asyncio.sleep(SETTLE_S)
+                await asyncio.sleep(options.settle_s)
                 return reports
 
             async def sample(label: str) -> None:
@@ -187,11 +209,11 @@ async def run(options: SoakOptions, err: TextIO = sys.stderr) -> SoakReport:
 
             # Warm-up at full concurrency: codecs, thread pools and the database pool grow to what N calls
             # need (each pooled SQLite connection holds a thread and two descriptors); that is the baseline.
-            await cycle(options.calls, 3.0)
-            await asyncio.sleep(END_SETTLE_S - SETTLE_S)
+            await cycle(options.calls, min(WARMUP_CALL_S, options.cycle_seconds))
+            await asyncio.sleep(max(0.0, options.quiet_seconds - options.settle_s))
             await sample("baseline")
             deadline = time.monotonic() + options.minutes * 60
-            while time.monotonic() + options.cycle_seconds / 2 < deadline:
+            while time.monotonic() + options.cycle_seconds / 2 < deadline and report.cycles < options.max_cycles:
                 reports = await cycle(options.calls, options.cycle_seconds)
                 report.cycles += 1
                 report.calls_run += len(reports)
@@ -203,7 +225,7 @@ async def run(options: SoakOptions, err: TextIO = sys.stderr) -> SoakReport:
                 if not server.child.running:
                     report.errors.append(f"the server exited:\n{server.child.log_tail()}")
                     break
-            await asyncio.sleep(END_SETTLE_S)
+            await asyncio.sleep(options.quiet_seconds)
             await sample("end")
     except (ServiceError, ApiError, aiohttp.ClientError) as e:
         report.errors.append(f"{type(e).__name__}: {e}")
@@ -226,7 +248,8 @@ def _one_line(s: Sample) -> str:
 
 def markdown(report: SoakReport) -> str:
     o = report.options
-    lines = [f"Soak: {o.calls} call(s) per cycle, cycles of {o.cycle_seconds:g} s for {o.minutes:g} min; "
+    cap = f" (at most {o.max_cycles})" if o.max_cycles < MAX_CYCLES else ""
+    lines = [f"Soak: {o.calls} call(s) per cycle, cycles of {o.cycle_seconds:g} s for {o.minutes:g} min{cap}; "
              f"{report.cycles} cycles, {report.calls_run} calls ({report.failed_calls} failed), "
              f"{report.screenshots} screenshots, every call recorded.", "",
              "| sample | at (s) | peer connections | calls with media | asyncio tasks | open fds | threads "
@@ -261,14 +284,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calls", type=int, default=10, help=f"concurrent calls per cycle, 1..{MAX_CALLS} (default 10)")
     p.add_argument("--minutes", type=float, default=10.0, help="how long to run cycles (default 10)")
     p.add_argument("--cycle-seconds", type=float, default=60.0, help="length of each cycle's calls (default 60)")
+    p.add_argument("--cycles", dest="max_cycles", type=int, default=MAX_CYCLES, metavar="N",
+                   help="stop after this many cycles, even with minutes left (default: as many as fit)")
     p.add_argument("--size", type=parse_size, default=(1280, 720), help="camera WxH (default 1280x720)")
     p.add_argument("--bitrate", type=float, default=1.5, help="video Mbit/s (default 1.5)")
     p.add_argument("--json", dest="json_path", help="write the report as JSON here")
+    p.add_argument("--quiet-seconds", type=float, default=QUIET_S,
+                   help=f"pause before the baseline and the end sample (default {QUIET_S:g}); the server's "
+                        f"Engine.IO ping interval is this minus {PING_MARGIN_S:g} s (at least {MIN_PING_INTERVAL_S:g} "
+                        f"s), so closed sockets' ping tasks are gone by then; it also caps each cycle's settle "
+                        f"({SETTLE_S:g} s)")
 
 
 def command(args: argparse.Namespace) -> int:
     """0 when every call worked and the server returned to its baseline; 1 otherwise; 2 when it cannot start."""
-    options = SoakOptions(args.calls, args.minutes, args.cycle_seconds, args.size, args.bitrate, args.json_path)
+    options = SoakOptions(args.calls, args.minutes, args.cycle_seconds, args.size, args.bitrate, args.json_path,
+                          args.quiet_seconds, args.max_cycles)
 
     async def start() -> SoakReport:
         options.check()

@@ -1,9 +1,11 @@
-"""`claimcam loadtest` as a user runs it: a real `claimcam demo` process, the load test as another process."""
+"""`claimcam loadtest` as a user runs it: a real `claimcam demo` process, the load test as another process; of the
+refusals before any call, one goes through the command and the others run in this process."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,14 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import av
 import numpy as np
 import pytest
 
+from bench import loadtest
+from bench.loadtest import LoadOptions, LoadTestError
+from tests.conftest import MakeApi
 from tests.support.ports import free_port
 
 CLAIMCAM = str(Path(sys.executable).with_name("claimcam"))
 RUN_TIMEOUT_S = 120
+# The camera is encoded once when a run starts; the default 640x480 takes longer than any assertion needs.
+SMALL = "320x240"
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,8 @@ def explain(res: subprocess.CompletedProcess[str], server: Server | None = None)
 
 def test_concurrent_calls_are_run_measured_and_cleaned_up(demo_server: Server, tmp_path: Path) -> None:
     out = tmp_path / "out.json"
-    args = loadtest_args(demo_server.url, demo_server.token, "--calls", "2", "--seconds", "4",
-                         "--screenshots", "2", "--json", str(out))
+    args = loadtest_args(demo_server.url, demo_server.token, "--calls", "2", "--seconds", "2",
+                         "--screenshots", "2", "--size", SMALL, "--json", str(out))
     res = run_loadtest(args)
     assert res.returncode == 0, explain(res, demo_server)
     report = json.loads(out.read_text())
@@ -138,7 +146,7 @@ def test_a_video_file_is_sent_as_it_is(demo_server: Server, tmp_path: Path) -> N
         for packet in stream.encode(None):
             container.mux(packet)
     out = tmp_path / "out.json"
-    args = loadtest_args(demo_server.url, demo_server.token, "--calls", "1", "--seconds", "3",
+    args = loadtest_args(demo_server.url, demo_server.token, "--calls", "1", "--seconds", "2",
                          "--screenshots", "1", "--video", str(path), "--json", str(out), "--no-progress")
     res = run_loadtest(args)
     assert res.returncode == 0, explain(res, demo_server)
@@ -151,8 +159,8 @@ def test_a_video_file_is_sent_as_it_is(demo_server: Server, tmp_path: Path) -> N
 
 def test_recording_is_measured_or_its_absence_is_a_call_error(demo_server: Server, tmp_path: Path) -> None:
     out = tmp_path / "out.json"
-    args = loadtest_args(demo_server.url, demo_server.token, "--calls", "1", "--seconds", "3", "--record",
-                         "--json", str(out))
+    args = loadtest_args(demo_server.url, demo_server.token, "--calls", "1", "--seconds", "1", "--record",
+                         "--size", SMALL, "--json", str(out))
     res = run_loadtest(args)
     [call] = json.loads(out.read_text())["calls"]
     if any("media_unavailable" in e for e in call["errors"]):  # a server without recording
@@ -167,7 +175,8 @@ def test_recording_is_measured_or_its_absence_is_a_call_error(demo_server: Serve
 
 def test_ctrl_c_stops_the_run_and_leaves_no_call_behind(demo_server: Server, tmp_path: Path) -> None:
     out = tmp_path / "out.json"
-    args = loadtest_args(demo_server.url, demo_server.token, "--calls", "2", "--seconds", "60", "--json", str(out))
+    args = loadtest_args(demo_server.url, demo_server.token, "--calls", "2", "--seconds", "60", "--size", SMALL,
+                         "--json", str(out))
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -199,24 +208,29 @@ def test_a_wrong_token_stops_before_any_call_with_a_clear_message(demo_server: S
     assert "refused the token (invalid_token)" in res.stderr and res.stdout == ""
 
 
-def test_a_read_only_token_is_refused(demo_server: Server) -> None:
-    with urllib.request.urlopen(f"{demo_server.url}/dev/demo", timeout=5) as r:
-        viewer = next(u["token"] for u in json.load(r)["users"] if u["id"] == "u-viewer")
-    res = run_loadtest(loadtest_args(demo_server.url, viewer, "--calls", "1", "--seconds", "2"), timeout_s=60)
-    assert res.returncode == 2 and "read access" in res.stderr, explain(res)
+# The refusals below come from the same preflight as the one above, which shows how the command reports them
+# (exit 2, stderr only); they run in this process, without starting an interpreter each.
+def options_for(url: str, token: str) -> LoadOptions:
+    return LoadOptions(url=url, token=token, case_id="demo-case", calls=1, seconds=2, progress=False)
 
 
-def test_an_unreachable_server_fails_fast(tmp_path: Path) -> None:
+async def test_a_read_only_token_is_refused(demo_server: Server) -> None:
+    async with aiohttp.ClientSession() as http, http.get(f"{demo_server.url}/dev/demo") as r:
+        viewer = next(u["token"] for u in (await r.json())["users"] if u["id"] == "u-viewer")
+    with pytest.raises(LoadTestError, match="read access"):
+        await loadtest.run(options_for(demo_server.url, viewer))
+
+
+async def test_an_unreachable_server_fails_fast() -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
-    res = run_loadtest(loadtest_args(url, "token", "--calls", "1", "--seconds", "2"), timeout_s=60)
-    assert res.returncode == 2, explain(res)
-    assert f"cannot reach the server at {url}" in res.stderr
+    with pytest.raises(LoadTestError, match=re.escape(f"cannot reach the server at {url}")):
+        await loadtest.run(options_for(url, "token"))
     assert time.monotonic() - started < 30
 
 
-def test_a_server_without_the_dev_outbox_is_refused(tmp_path: Path) -> None:
-    with claimcam_server("serve", tmp_path) as server:
-        res = run_loadtest(loadtest_args(server.url, "token", "--calls", "1", "--seconds", "2"), timeout_s=60)
-    assert res.returncode == 2, explain(res)
-    assert "no dev outbox" in res.stderr and "demo mode" in res.stderr
+async def test_a_server_without_the_dev_outbox_is_refused(make_api: MakeApi) -> None:
+    api = await make_api(seed=False)  # the app factory's server, not in demo mode: no outbox
+    url = str(api.client.make_url("")).rstrip("/")
+    with pytest.raises(LoadTestError, match=r"no dev outbox.*demo mode"):
+        await loadtest.run(options_for(url, "token"))
