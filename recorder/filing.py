@@ -1,6 +1,8 @@
 """Filing a capture: store the object, record the media item and its event, announce it, refresh the manifest.
 
-The media plane calls `CaptureFiler.file` for every screenshot and every finished recording.
+The media plane calls `CaptureFiler.file` for every screenshot and every finished recording. When the
+object store is down, the capture is kept in the upload spool instead and filed as `pending`; the
+pending uploader (recorder/uploader.py) stores it when the store answers again.
 """
 
 from __future__ import annotations
@@ -11,18 +13,19 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recorder import layout
 from recorder.manifest import write_manifest
-from recorder.object_store import Content, ObjectStore
+from recorder.object_store import Content, ObjectStore, StoreUnavailable
+from recorder.upload_spool import HeldEntry, SpooledObject, UploadSpool
 from rooms import directory, event_log, invite_store, media_store
 from rooms.changes import MEDIA_ADDED, Change, ChangeFeed
 from rooms.clock import Clock
-from rooms.models import Actor, MediaItem, MediaKind
+from rooms.models import Actor, MediaItem, MediaKind, MediaState
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +46,12 @@ def _digest(data: Content) -> tuple[str, int]:
 
 
 def media_dict(item: MediaItem) -> dict[str, Any]:
-    """How a new capture is announced (change feed, call room, staff page)."""
+    """How a capture is announced (change feed, call room, staff page): when it is filed, and again
+    when a pending one has reached the object store."""
     return {
         "id": item.id,
         "kind": str(item.kind),
+        "state": str(item.state),
         "content_type": item.content_type,
         "size": item.size,
         "sha256": item.sha256,
@@ -84,6 +89,8 @@ class CaptureFiler:
     store: ObjectStore
     feed: ChangeFeed
     clock: Clock
+    # Where captures wait while the store is down; without one, a failed upload fails the capture.
+    spool: UploadSpool | None = None
     # Manifest rewrites of one invite take turns, so an older snapshot never lands after a newer one.
     _manifest_turns: _KeyedLocks = field(default_factory=_KeyedLocks, init=False, repr=False, compare=False)
 
@@ -104,10 +111,11 @@ class CaptureFiler:
     ) -> MediaItem:
         """Store and file one capture of the invite; returns the filed media item.
 
-        Raises what the store raises when the upload fails (nothing is filed then), NotFound for an
-        unknown invite, ValueError for an extension the layout does not have (`jpg` for pictures,
-        `webm`/`mp4` for videos). A failing manifest rewrite is logged, not raised: the capture
-        is filed by then, and the next capture rewrites the manifest anyway.
+        When the store is unavailable and there is a spool, the capture is spooled and filed with
+        state `pending`. Otherwise raises what the store raises when the upload fails (nothing is
+        filed then), NotFound for an unknown invite, ValueError for an extension the layout does not
+        have (`jpg` for pictures, `webm`/`mp4` for videos). A failing manifest rewrite is logged, not
+        raised: the capture is filed by then, and the next capture rewrites the manifest anyway.
         """
         extension = layout.normalise_extension(kind, extension)
         sha256, size = await asyncio.to_thread(_digest, data)
@@ -148,14 +156,14 @@ class CaptureFiler:
         def metadata(digest: str) -> dict[str, str]:
             return layout.capture_metadata(invite.case_id, invite.task_id, invite.id, captured_at, digest)
 
-        stored: list[str] = []
+        objects = [SpooledObject(key, data, content_type, metadata(sha256))]
+        if thumbnail is not None:
+            digest = hashlib.sha256(thumbnail).hexdigest()
+            objects.append(SpooledObject(thumb_key, thumbnail, THUMBNAIL_CONTENT_TYPE, metadata(digest)))
+        stored, held = await self._store(item, objects)
+        if held is not None:
+            item = replace(item, state=MediaState.PENDING)
         try:
-            await self.store.put(key, data, content_type, metadata(sha256))
-            stored.append(key)
-            if thumbnail is not None:
-                digest = hashlib.sha256(thumbnail).hexdigest()
-                await self.store.put(thumb_key, thumbnail, THUMBNAIL_CONTENT_TYPE, metadata(digest))
-                stored.append(thumb_key)
             async with self.engine.begin() as conn:
                 # The event first: appending takes the invite row's lock, as every writer does.
                 await event_log.append(
@@ -163,14 +171,55 @@ class CaptureFiler:
                 )
                 await media_store.insert(conn, item)
         except BaseException:
+            if held is not None:
+                await asyncio.to_thread(held.remove)
             await self._discard(stored)
             raise
+        finally:
+            if held is not None:
+                held.release()
+        if self.spool is not None:
+            # Spooled: there is something to upload. Stored: the store answers, so what waits can go now.
+            self.spool.notify()
         await self.feed.publish(Change(MEDIA_ADDED, invite.id, invite.case_id, {"media": media_dict(item)}))
-        try:
-            await self.refresh_manifest(invite.id)
-        except Exception:
-            log.exception("manifest of invite %s not rewritten after filing %s", invite.id, media_id)
+        if held is None:  # a pending capture is not in the manifest yet; the uploader rewrites it
+            try:
+                await self.refresh_manifest(invite.id)
+            except Exception:
+                log.exception("manifest of invite %s not rewritten after filing %s", invite.id, media_id)
         return item
+
+    async def _store(self, item: MediaItem, objects: list[SpooledObject]) -> tuple[list[str], HeldEntry | None]:
+        """Put the capture's objects in the store; when it is unavailable, in the spool (when there is one).
+
+        Returns the keys stored, to take back if filing fails, and the spool entry, locked, when spooled.
+        """
+        stored: list[str] = []
+        try:
+            for obj in objects:
+                await self.store.put(obj.key, obj.data, obj.content_type, obj.metadata)
+                stored.append(obj.key)
+        except StoreUnavailable as e:
+            if self.spool is None:
+                await self._discard(stored)
+                raise
+            log.warning(
+                "object store unavailable; %s %s of invite %s kept for upload: %s",
+                item.kind,
+                item.id,
+                item.invite_id,
+                e,
+            )
+            try:
+                # Objects stored before the store failed are written again by the upload.
+                return stored, await self.spool.add(item.id, item.invite_id, objects)
+            except BaseException:
+                await self._discard(stored)
+                raise
+        except BaseException:
+            await self._discard(stored)
+            raise
+        return stored, None
 
     async def refresh_manifest(self, invite_id: str) -> dict[str, Any]:
         """Rewrite the invite's manifest.json from the database (other changes can call this too)."""

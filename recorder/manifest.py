@@ -2,7 +2,7 @@
 
 It sits next to the invite's captures (`cases/{case_id}/invites/{invite_id}/manifest.json`) and holds
 the invite summary, the whole hash-chained event log with the result of checking the chain, and
-every media item with its object keys, sizes and SHA-256. It is rewritten whole each time.
+every media item in the bucket with its object keys, sizes and SHA-256. It is rewritten whole each time.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from recorder.object_store import ObjectStore
 from rooms import event_log, invite_store, media_store
 from rooms.clock import Clock, utc_now
 from rooms.event_chain import ChainCheck
-from rooms.models import Event, Invite, MediaItem
+from rooms.models import Event, Invite, MediaItem, MediaState
 
 FORMAT = "claimcam-manifest/1"
 CONTENT_TYPE = "application/json"
@@ -95,7 +95,8 @@ async def _checked_events(conn: AsyncConnection, invite_id: str) -> tuple[list[E
 async def build_manifest(conn: AsyncConnection, invite_id: str, written_at: datetime) -> dict[str, Any]:
     invite = await invite_store.get(conn, invite_id)
     events, check = await _checked_events(conn, invite_id)
-    items = await media_store.for_invite(conn, invite_id)
+    # Only what a consumer can fetch from the bucket: a pending capture is listed once it is uploaded.
+    items = [m for m in await media_store.for_invite(conn, invite_id) if m.state is MediaState.STORED]
     return {
         "format": FORMAT,
         "written_at": layout.utc_text(written_at),

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
-from minio.error import MinioException, S3Error
+from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
 # ':' is allowed after a segment's first character because record ids may contain it (web.schemas.ID_PATTERN).
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]*(/[A-Za-z0-9][A-Za-z0-9._:\-]*)*")
@@ -30,6 +30,11 @@ class BadKey(ValueError):
 
 class ObjectMissing(LookupError):
     pass
+
+
+class StoreUnavailable(Exception):
+    """The store did not take an object because it is down or failing (refused or timed-out connection,
+    a 5xx answer, a local disk error), not because the request was wrong: trying later can succeed."""
 
 
 def check_key(key: str) -> str:
@@ -62,7 +67,9 @@ Content = bytes | Path
 
 
 class ObjectStore(Protocol):
-    async def put(self, key: str, data: Content, content_type: str, metadata: dict[str, str]) -> None: ...
+    async def put(self, key: str, data: Content, content_type: str, metadata: dict[str, str]) -> None:
+        """Store the object; StoreUnavailable when the store is down or failing, so trying later can work."""
+        ...
 
     async def get(self, key: str) -> bytes: ...
 
@@ -73,6 +80,12 @@ class ObjectStore(Protocol):
     async def delete(self, key: str) -> None:
         """Remove the object if it exists; a missing key is not an error."""
         ...
+
+
+def _check_source(data: Content) -> None:
+    """A missing source file is the caller's mistake; found here, it is never taken for the store failing."""
+    if isinstance(data, Path) and not data.is_file():
+        raise FileNotFoundError(f"no file to store at {data}")
 
 
 class LocalObjectStore:
@@ -100,7 +113,11 @@ class LocalObjectStore:
     async def put(self, key: str, data: Content, content_type: str, metadata: dict[str, str]) -> None:
         self._path(key)
         check_metadata(metadata)
-        await asyncio.to_thread(self._write, key, data, content_type, metadata)
+        _check_source(data)
+        try:
+            await asyncio.to_thread(self._write, key, data, content_type, metadata)
+        except OSError as e:  # a full disk, a lost network mount
+            raise StoreUnavailable(f"local object store: {e}") from e
 
     async def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -166,6 +183,20 @@ def _missing(e: S3Error) -> bool:
     return e.code in ("NoSuchKey", "NoSuchObject")
 
 
+def _outage(e: Exception) -> bool:
+    """Whether an S3 call failed because the server is unreachable or failing, rather than refusing the request."""
+    if isinstance(e, urllib3.exceptions.HTTPError | OSError):  # refused, reset, timed out, retries used up
+        return True
+    if isinstance(e, ServerError):
+        return e.status_code >= 500
+    if isinstance(e, S3Error):
+        return e.response.status >= 500
+    if isinstance(e, InvalidResponseError):  # e.g. a proxy's HTML error page in front of the store
+        status: int = getattr(e, "_code", 0)  # minio keeps the status only in a private field
+        return status >= 500
+    return False
+
+
 class S3ObjectStore:
     """Objects in one bucket over the S3 API (MinIO, AWS S3...), through the synchronous minio client
     run in worker threads. Content is handed out as presigned GET URLs, so bytes never pass through
@@ -218,12 +249,21 @@ class S3ObjectStore:
         await asyncio.to_thread(ensure)
 
     async def put(self, key: str, data: Content, content_type: str, metadata: dict[str, str]) -> None:
+        """Raises StoreUnavailable when the server cannot be reached or fails (5xx); S3Error when it refuses."""
         check_key(key)
         headers = {f"x-amz-meta-{name}": value for name, value in check_metadata(metadata).items()}
+        _check_source(data)
+        try:
+            await asyncio.to_thread(self._upload, key, data, content_type, headers)
+        except Exception as e:
+            if _outage(e):
+                raise StoreUnavailable(f"S3 bucket {self.bucket!r}: {e}") from e
+            raise
+
+    def _upload(self, key: str, data: Content, content_type: str, headers: dict[str, str]) -> None:
         if isinstance(data, Path):
             # minio streams the file in multipart uploads; memory stays at one part.
-            await asyncio.to_thread(
-                self._client.fput_object,
+            self._client.fput_object(
                 self.bucket,
                 key,
                 str(data),
@@ -231,8 +271,7 @@ class S3ObjectStore:
                 metadata=headers,  # type: ignore[arg-type]  # minio's alias is narrower than what it accepts
             )
             return
-        await asyncio.to_thread(
-            self._client.put_object,
+        self._client.put_object(
             self.bucket,
             key,
             io.BytesIO(data),

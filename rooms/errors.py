@@ -97,3 +97,9 @@ class DeliveryError(RoomsError):
     """A channel failed to hand a message over; the delivery queue retries it."""
 
     code = "delivery_failed"
+
+
+class DatabaseUnavailable(RoomsError):
+    """The database cannot be reached (refused, lost or still starting): a fault of ours, not the caller's."""
+
+    code = "database_unavailable"

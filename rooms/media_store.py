@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rooms import tables as t
 from rooms.errors import NotFound, Unprocessable
-from rooms.models import Filing, Invite, MediaItem, MediaKind, Visibility
+from rooms.models import Filing, Invite, MediaItem, MediaKind, MediaState, Visibility
 
 
 def filing_for(invite: Invite) -> tuple[Filing, Visibility]:
@@ -41,6 +41,7 @@ def _item(m: Any) -> MediaItem:
         width=m["width"],
         height=m["height"],
         duration_s=m["duration_s"],
+        state=MediaState(m["state"]),
     )
 
 
@@ -67,8 +68,19 @@ async def insert(conn: AsyncConnection, item: MediaItem) -> None:
             filing=str(item.filing),
             visibility=str(item.visibility),
             shared_with_customer=item.shared_with_customer,
+            state=str(item.state),
         )
     )
+
+
+async def mark_stored(conn: AsyncConnection, media_id: str) -> bool:
+    """A pending item's objects reached the object store; False when it was not pending (any more)."""
+    result = await conn.execute(
+        t.media_items.update()
+        .where(t.media_items.c.id == media_id, t.media_items.c.state == str(MediaState.PENDING))
+        .values(state=str(MediaState.STORED))
+    )
+    return bool(result.rowcount)
 
 
 async def get(conn: AsyncConnection, media_id: str) -> MediaItem:

@@ -62,11 +62,28 @@ async def _link_codes(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda c: tables.metadata.create_all(c, tables=[tables.link_codes]))
 
 
+async def _media_state(conn: AsyncConnection) -> None:
+    # Items filed before this existed were all stored in the object store.
+    if "state" not in await conn.run_sync(_columns, "media_items"):
+        await conn.execute(sa.text("ALTER TABLE media_items ADD COLUMN state VARCHAR(16) NOT NULL DEFAULT 'stored'"))
+
+
+async def _reconnects(conn: AsyncConnection) -> None:
+    if "claimant_away_since" not in await conn.run_sync(_columns, "invites"):
+        await conn.execute(sa.text("ALTER TABLE invites ADD COLUMN claimant_away_since TIMESTAMP WITH TIME ZONE"))
+    if "resume" not in await conn.run_sync(_columns, "call_participants"):
+        await conn.execute(
+            sa.text("ALTER TABLE call_participants ADD COLUMN resume VARCHAR(64) NOT NULL DEFAULT ''")
+        )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _initial),
     Migration(2, "call participants, requests and call start", _calls),
     Migration(3, "node liveness", _nodes),
     Migration(4, "claimant SMS security codes", _link_codes),
+    Migration(5, "media item state: stored or pending upload", _media_state),
+    Migration(6, "reconnects: the claimant's grace period, a page's connection replaced", _reconnects),
 )
 
 

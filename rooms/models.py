@@ -55,6 +55,13 @@ class Visibility(StrEnum):
     ALL = "all"
 
 
+class MediaState(StrEnum):
+    """Whether a capture's objects are in the object store, or kept on a node's disk until it answers again."""
+
+    STORED = "stored"
+    PENDING = "pending"
+
+
 class ExternalRight(StrEnum):
     """Portal-level rights of the external case handler that matter to remote video."""
 
@@ -209,3 +216,4 @@ class MediaItem:
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
+    state: MediaState = MediaState.STORED

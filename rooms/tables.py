@@ -129,6 +129,9 @@ invites = sa.Table(
     sa.Column("event_head", sa.String(64), nullable=False),
     # When the current call began (first claimant in); cleared when it ends. Added in migration 2.
     sa.Column("call_started_at", UtcDateTime, nullable=True),
+    # When the call lost its last claimant without him leaving on purpose: the call waits for him to
+    # reconnect until this plus the grace period (rooms/calls.py). Added in migration 6.
+    sa.Column("claimant_away_since", UtcDateTime, nullable=True),
     sa.Index("ix_invites_open_expiry", "status", "expires_at"),
 )
 
@@ -172,6 +175,8 @@ media_items = sa.Table(
     sa.Column("filing", sa.String(32), nullable=False),
     sa.Column("visibility", sa.String(8), nullable=False),
     sa.Column("shared_with_customer", sa.Boolean, nullable=False, server_default=sa.false()),
+    # stored | pending: spooled on a node's disk while the object store was down (migration 5).
+    sa.Column("state", sa.String(16), nullable=False, server_default="stored"),
 )
 
 deliveries = sa.Table(
@@ -215,6 +220,8 @@ call_participants = sa.Table(
     sa.Column("muted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("facing", sa.String(16), nullable=False, server_default=""),
     sa.Column("joined_at", UtcDateTime, nullable=False),
+    # A random id the page keeps for its lifetime: its next connection replaces this one (migration 6).
+    sa.Column("resume", sa.String(64), nullable=False, server_default=""),
 )
 
 # Requests to the claimant awaiting an answer (camera switch); conditional updates settle races.

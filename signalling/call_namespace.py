@@ -4,6 +4,10 @@ Connecting authenticates; the `join` event then enters the call, and its acknowl
 the participants, the chat history and the recording state (clients send it on every connect,
 reconnects included). Every other event is validated, rate-limited and answered with an
 acknowledgement `{"ok": true, ...}` or `{"ok": false, "error": {"code", "message"}}`.
+
+Reconnects: a connection that drops without the page saying goodbye counts as lost, and a lost
+last claimant leaves the call IN_CALL for the grace period (rooms/calls.py), its recording going
+on; a page that sends the same `resume` id again replaces its earlier connection at `join`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from rooms import directory
 from rooms.calls import CLAIMANT, INSPECTOR, CallService, Participant
 from rooms.errors import LinkUnusable, NotFound, RoomsError
 from rooms.invites import InviteService, require_full
-from rooms.models import Actor, Event, InviteStatus, User
+from rooms.models import Actor, Event, Invite, InviteStatus, User
 from rooms.staff_auth import JwtVerifier
 from signalling import events as ev
 from signalling.limits import FailureLimiter, TokenBucket
@@ -45,6 +49,10 @@ from signalling.wire import SignallingError, failure, ok, to_wire
 log = logging.getLogger(__name__)
 
 JOIN = "join"
+# The page disconnected on purpose. Rarely seen: python-socketio handles the disconnect packet in a
+# task that the closing transport overtakes, so a page that goes reports "transport close" just like
+# a phone whose network changed, and gets the claimant's grace period too.
+LEFT_ON_PURPOSE = socketio.AsyncServer.reason.CLIENT_DISCONNECT
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,7 @@ class Socket:
     user_id: str
     name: str
     limits: CallLimits
+    resume: str = ""
     participant: Participant | None = None
     events: TokenBucket = field(init=False)
     chat: TokenBucket = field(init=False)
@@ -157,6 +166,11 @@ class CallNamespace(socketio.AsyncNamespace):
             ev.RECORD_STOP: self._record_stop,
         }
 
+    @property
+    def client_events(self) -> frozenset[str]:
+        """Every event a client may send here: the authorization matrix is checked against this."""
+        return frozenset(self._handlers)
+
     # ---- connection ----
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -178,7 +192,10 @@ class CallNamespace(socketio.AsyncNamespace):
         if isinstance(auth, dict) and "token" in auth:
             claim = ClaimantAuth.model_validate(auth)
             invite = await self._invites.resolve_claimant(claim.token, claim.grant)
-            return Socket(CLAIMANT, invite.id, invite.case_id, invite.contact_id, invite.contact_name, self._limits)
+            return Socket(
+                CLAIMANT, invite.id, invite.case_id, invite.contact_id, invite.contact_name, self._limits,
+                claim.resume or "",
+            )
         if isinstance(auth, dict) and "jwt" in auth:
             staff = StaffCallAuth.model_validate(auth)
             principal = self._verifier.verify(staff.jwt)
@@ -189,7 +206,7 @@ class CallNamespace(socketio.AsyncNamespace):
             require_full(view)
             if invite.status is InviteStatus.CLOSED:
                 raise LinkUnusable("the invite is closed")
-            return Socket(INSPECTOR, invite.id, invite.case_id, user.id, user.name, self._limits)
+            return Socket(INSPECTOR, invite.id, invite.case_id, user.id, user.name, self._limits, staff.resume or "")
         raise SignallingError("unauthorized", "connect with auth {token, grant?} or {jwt, invite_id}")
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
@@ -197,13 +214,32 @@ class CallNamespace(socketio.AsyncNamespace):
         if sock is None or sock.participant is None:
             return
         await self._media.drop(sock.invite_id, sid)
-        left = await self._calls.leave(sid, "left" if reason is None else str(reason))
+        why = "left" if reason is None else str(reason)
+        left = await self._calls.leave(sid, why, lost=why != LEFT_ON_PURPOSE)
         if left is None:
-            return
+            return  # replaced by the page's next connection, which has taken its place
         _, invite, present = left
         await self.emit(ev.PRESENCE, {"participants": [person(p) for p in present]}, room=room_of(invite.id))
-        if sock.role == CLAIMANT and invite.status is not InviteStatus.IN_CALL:
+        if sock.role != CLAIMANT:
+            return
+        if invite.status is not InviteStatus.IN_CALL:
             await self._stop_recording_at_call_end(invite.id, sock.participant)
+        elif not any(p.role == CLAIMANT for p in present):
+            # The call waits for him; every node's heartbeat also ends it, should this node die first.
+            self._tasks.spawn(self._end_after_grace(), name=f"reconnect-grace-{invite.id}")
+
+    async def _end_after_grace(self) -> None:
+        await asyncio.sleep(self._calls.reconnect_grace_s + 0.05)
+        await self.end_abandoned_calls()
+
+    async def end_abandoned_calls(self) -> None:
+        """End the calls whose claimant did not come back in time, and their recordings."""
+        for invite in await self._calls.end_abandoned():
+            await self._stop_recording_at_call_end(invite.id, self._departed_claimant(invite))
+
+    @staticmethod
+    def _departed_claimant(invite: Invite) -> Participant:
+        return Participant("", invite.id, CLAIMANT, invite.contact_id, invite.contact_name)
 
     async def _stop_recording_at_call_end(self, invite_id: str, by: Participant) -> None:
         try:
@@ -268,16 +304,22 @@ class CallNamespace(socketio.AsyncNamespace):
         Empty.model_validate(data)
         if sock.participant is None:
             present = await self._calls.participants(sock.invite_id)
-            if len(present) >= self._limits.max_participants:
+            others = [x for x in present if not (sock.resume and x.resume == sock.resume)]
+            if len(others) >= self._limits.max_participants:
                 raise SignallingError("call_full", "this call has no room for more participants")
-            p = Participant(sid, sock.invite_id, sock.role, sock.user_id, sock.name)
+            p = Participant(sid, sock.invite_id, sock.role, sock.user_id, sock.name, resume=sock.resume)
             try:
-                _, present = await self._calls.join(p)
+                joined = await self._calls.join(p)
             except LinkUnusable:
                 await self.disconnect(sid)
                 raise
             sock.participant = p
+            present = joined.present
             await self.enter_room(sid, room_of(sock.invite_id))
+            for old in joined.replaced:
+                # Its peer first, so a claimant's stale peer never stands in for the new one.
+                await self._media.drop(old.invite_id, old.sid)
+                await self.disconnect(old.sid)
             await self._presence(sock.invite_id, present)
         else:
             present = await self._calls.participants(sock.invite_id)
@@ -375,12 +417,18 @@ class CallNamespace(socketio.AsyncNamespace):
 
     async def end_call(self, invite_id: str, by: dict[str, Any], reason: str) -> None:
         """Tell everyone, then empty the room on every node (sids come from the shared store)."""
+        # Ended before the sockets go, so their leaving is not taken for lost connections.
+        invite = await self._calls.end(invite_id)
         await self.emit(ev.CALL_ENDED, {"by": by, "reason": reason}, room=room_of(invite_id))
-        for p in await self._calls.participants(invite_id):
+        present = await self._calls.participants(invite_id)
+        for p in present:
             await self.disconnect(p.sid)
         for sid, sock in list(self._sockets.items()):
             if sock.invite_id == invite_id:
                 await self.disconnect(sid)
+        if not any(p.role == CLAIMANT for p in present):
+            # Ended while waiting for the claimant: no leaving claimant stops the recording.
+            await self._stop_recording_at_call_end(invite_id, self._departed_claimant(invite))
 
     async def _rtc_offer(self, sid: str, sock: Socket, data: Any) -> dict[str, Any]:
         """The participant's WebRTC offer (ICE gathering complete: no trickle); the ack has the answer."""

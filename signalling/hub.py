@@ -41,6 +41,9 @@ class HubConfig:
     health_interval_s: float = 5.0
     heartbeat_s: float = 10.0
     node_dead_after_s: float = 30.0
+    # Engine.IO's own liveness check: a connection that leaves a ping unanswered this long is lost.
+    ping_interval_s: float = 25.0
+    ping_timeout_s: float = 20.0
     # Several processes on one port: Engine.IO's long-polling would need sticky sessions.
     websocket_only: bool = False
 
@@ -82,6 +85,8 @@ class Hub:
             async_mode="aiohttp",
             client_manager=self.manager,
             max_http_buffer_size=MAX_MESSAGE_BYTES,
+            ping_interval=config.ping_interval_s,
+            ping_timeout=config.ping_timeout_s,
             transports=["websocket"] if config.websocket_only else None,
             logger=logging.getLogger("signalling.socketio"),
             engineio_logger=False,
@@ -106,7 +111,8 @@ class Hub:
             self.tasks.spawn(self.manager.watch(self._config.health_interval_s), name="redis-manager-watch")
 
     async def _keep_alive(self) -> None:
-        """Heartbeat, and let go of the participants of nodes that stopped beating (crashed)."""
+        """Heartbeat; let go of the participants of nodes that stopped beating (crashed), and end the calls
+        whose claimant did not reconnect in time, whichever node saw him go."""
         while not self._stop.stopped:
             try:
                 await self._calls.heartbeat()
@@ -114,6 +120,7 @@ class Hub:
                     await self.call.emit(
                         ev.PRESENCE, {"participants": [person(p) for p in present]}, room=call_room(invite.id)
                     )
+                await self.call.end_abandoned_calls()
             except Exception:
                 log.exception("node heartbeat failed")
             await self._stop.sleep(self._config.heartbeat_s)

@@ -10,6 +10,9 @@ MAX_CHAT_CHARS = 1000
 
 Token = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")]
+# A random id a page makes once and sends on every (re)connection: a new connection with it replaces
+# the page's earlier one, which the server may not yet know is gone.
+Resume = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{16,64}$")]
 
 
 class In(BaseModel):
@@ -20,11 +23,13 @@ class ClaimantAuth(In):
     token: Token
     # The grant of a correct SMS security code, needed when the invite's portal asks for one.
     grant: Annotated[str, StringConstraints(max_length=256)] | None = None
+    resume: Resume | None = None
 
 
 class StaffCallAuth(In):
     jwt: Token
     invite_id: Id
+    resume: Resume | None = None
 
 
 class StaffAuth(In):

@@ -7,6 +7,7 @@ depend on it: `case:{id}:full` and `case:{id}:read`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -39,6 +40,15 @@ class StaffNamespace(socketio.AsyncNamespace):
         self._users: dict[str, str] = {}
         self._watching: dict[str, dict[str, str]] = {}  # sid -> case id -> room
         self._buckets: dict[str, TokenBucket] = {}
+        self._handlers: dict[str, Callable[[str, str], Awaitable[dict[str, Any]]]] = {
+            ev.WATCH: self._watch,
+            ev.UNWATCH: self._unwatch,
+        }
+
+    @property
+    def client_events(self) -> frozenset[str]:
+        """Every event a client may send here: the authorization matrix is checked against this."""
+        return frozenset(self._handlers)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
@@ -69,11 +79,10 @@ class StaffNamespace(socketio.AsyncNamespace):
         try:
             if len(payload) != 1:
                 raise SignallingError("invalid_payload", "send a single object")
-            if event == ev.WATCH:
-                return await self._watch(sid, WatchIn.model_validate(payload[0]).case_id)
-            if event == ev.UNWATCH:
-                return await self._unwatch(sid, WatchIn.model_validate(payload[0]).case_id)
-            return failure("unknown_event", f"unknown event {event[:40]!r}")
+            handler = self._handlers.get(event)
+            if handler is None:
+                return failure("unknown_event", f"unknown event {event[:40]!r}")
+            return await handler(sid, WatchIn.model_validate(payload[0]).case_id)
         except (RoomsError, SignallingError, ValidationError) as e:
             log.info("/staff %s refused: %s", event[:40], to_wire(e)["error"]["code"])
             return to_wire(e)

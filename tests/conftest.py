@@ -68,6 +68,8 @@ def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "secret": "test-instance-secret",
         "delivery_first_retry_s": 0.05,
         "expiry_sweep_s": 3600.0,
+        # A claimant's lost connection ends the call at once, unless a test is about reconnecting.
+        "reconnect_grace_s": 0.0,
     }
     base.update(overrides)
     return Settings(**base).resolved()
@@ -78,15 +80,19 @@ MakeApi = Callable[..., Awaitable[Api]]
 
 @pytest.fixture
 async def make_api(tmp_path: Path) -> AsyncIterator[MakeApi]:
-    """Start the real app on a free port; `seed=True` puts the test world in through the platform API."""
+    """Start the real app on a free port of `bind`; `seed=True` puts the test world in through the platform API."""
     clients: list[TestClient[Any, Any]] = []
 
     async def start(
-        *, seed: bool = True, clock: Clock = utc_now, media: MediaPort | None = None, **overrides: Any
+        *, seed: bool = True, clock: Clock = utc_now, media: MediaPort | None = None, bind: str = "127.0.0.1",
+        shutdown_timeout: float = 60.0, **overrides: Any,
     ) -> Api:
         settings = test_settings(tmp_path / f"app{len(clients)}", **overrides)
         app = create_app(settings, clock=clock, media=media)
-        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+        server = TestServer(app, host=bind)
+        # How long a stop waits for requests still running (websockets included) before cancelling them.
+        await server.start_server(shutdown_timeout=shutdown_timeout)
+        client: TestClient[Any, Any] = TestClient(server)
         await client.start_server()
         clients.append(client)
         api = Api(client, settings)

@@ -19,6 +19,8 @@ from recorder.filing import CaptureFiler
 from recorder.media_service import MediaService
 from recorder.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from recorder.spool import recover_recordings
+from recorder.upload_spool import UploadSpool
+from recorder.uploader import PendingUploader, UploadRetry
 from rooms import link_tokens
 from rooms.calls import CallService
 from rooms.changes import MEDIA_ADDED, Change, ChangeFeed
@@ -189,13 +191,17 @@ async def _sweep_expired(service: InviteService, every_s: float, stop: StopSigna
         await stop.sleep(every_s)
 
 
-def _background(gateways: list[SmsGatewayChannel]) -> Callable[[web.Application], AsyncIterator[None]]:
+def _background(
+    gateways: list[SmsGatewayChannel], uploader: PendingUploader
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         # Recordings a crash left unfinished are filed before any call comes in (recorder/spool.py).
         await recover_recordings(Path(app[settings_key].recordings_dir), app[filer_key])
         sweeper_stop = StopSignal()
         tasks = [
             asyncio.create_task(app[delivery_key].run(), name="delivery-worker"),
+            # Captures an earlier run or this one kept while the object store was down (recorder/uploader.py).
+            asyncio.create_task(uploader.run(), name="pending-uploader"),
             asyncio.create_task(
                 _sweep_expired(app[invites_key], app[settings_key].expiry_sweep_s, sweeper_stop),
                 name="expiry-sweeper",
@@ -207,6 +213,7 @@ def _background(gateways: list[SmsGatewayChannel]) -> Callable[[web.Application]
         await app[hub_key].stop()
         await app[media_plane_key].close()
         app[delivery_key].stop()
+        uploader.stop()
         sweeper_stop.set()
         await finish(tasks)
         for gateway in gateways:
@@ -281,15 +288,19 @@ def create_app(
     )
     worker_ref.append(worker)
     node_id = uuid.uuid4().hex
-    calls = CallService(engine, clock, node_id, feed)
+    calls = CallService(engine, clock, node_id, feed, reconnect_grace_s=settings.reconnect_grace_s)
     hub_config = HubConfig(
         redis_url=settings.redis_url,
         limits=CallLimits(camera_switch_ttl_s=settings.camera_switch_timeout_s),
         health_interval_s=settings.redis_health_interval_s,
+        ping_interval_s=settings.socket_ping_interval_s,
+        ping_timeout_s=settings.socket_ping_timeout_s,
         websocket_only=websocket_only,
     )
     store = _object_store(settings)
-    filer = CaptureFiler(engine, store, feed, clock)
+    spool = UploadSpool(Path(settings.pending_uploads_dir))
+    filer = CaptureFiler(engine, store, feed, clock, spool)
+    uploader = PendingUploader(filer, spool, UploadRetry(first_delay_s=settings.upload_retry_s))
     ice = settings.ice()
     plane = MediaPlane(ice, relay=settings.media_relay)
     media = media or MediaService(plane, filer, Path(settings.recordings_dir))
@@ -321,7 +332,7 @@ def create_app(
     app.cleanup_ctx.extend([_host_addresses, _storage, _database])
     if router is not None:
         app.cleanup_ctx.append(_media_router(router))
-    app.cleanup_ctx.append(_background(gateways))
+    app.cleanup_ctx.append(_background(gateways, uploader))
     hub.attach(app)
 
     eps = endpoints(settings)

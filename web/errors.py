@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from pydantic import ValidationError
 
 from recorder.object_store import BadKey, ObjectMissing
@@ -29,6 +29,7 @@ _DOMAIN_STATUS: dict[type[domain.RoomsError], int] = {
     domain.CodeRejected: 422,
     domain.CodeUnusable: 422,
     domain.GrantRequired: 403,
+    domain.DatabaseUnavailable: 503,
 }
 
 
@@ -88,7 +89,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if e.status < 400:
             raise
         code = (e.reason or "error").lower().replace(" ", "_")
-        return error_response(e.status, code, e.text or e.reason or "error")
+        resp = error_response(e.status, code, e.text or e.reason or "error")
+        # The exception's own headers are part of the answer: a 405 must say what is Allowed.
+        resp.headers.extend((k, v) for k, v in e.headers.items() if k not in (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH))
+        return resp
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.rel_url.path)
         return error_response(500, "internal_error", "internal server error")

@@ -14,6 +14,7 @@ from rooms.models import (
     ExternalRight,
     Filing,
     MediaKind,
+    MediaState,
     Method,
     TaskKind,
     Visibility,
@@ -251,6 +252,10 @@ class MediaOut(Out):
     filing: Filing
     visibility: Visibility
     shared_with_customer: bool
+    state: MediaState = Field(
+        description="`stored`, or `pending`: kept on the server while the object store was unavailable and uploaded "
+        "when it answers again; until then the content and thumbnail answer 409 `media_pending`"
+    )
     content_url: str
     thumbnail_url: str | None
 

@@ -49,6 +49,17 @@ class Settings:
         "one host may share it.",
         default="",
     )
+    pending_uploads_dir: str = _doc(
+        "Folder of captures the object store did not take while it was down or failing: kept here, filed as "
+        "`pending`, and uploaded by a background uploader when the store answers again (also after a restart); "
+        "default `{data_dir}/pending-uploads`. A local disk; processes of one host may share it.",
+        default="",
+    )
+    upload_retry_s: float = _doc(
+        "Pause before pending captures are tried again while the object store is down; each next pause is 2x "
+        "longer (at most 60 s).",
+        default=2.0,
+    )
     object_store: str = _doc(
         "`local` (the folder `storage_dir`, streamed by this server) or `s3` (a bucket over the S3 API: "
         "MinIO, AWS S3...; browsers get presigned URLs).",
@@ -103,6 +114,19 @@ class Settings:
     camera_switch_timeout_s: float = _doc(
         "How long the claimant has to answer a camera-switch request before it expires.", default=30.0
     )
+    reconnect_grace_s: float = _doc(
+        "How long an invite stays IN_CALL after the claimant's connection is lost (noticed by the ping below, or "
+        "at once when the connection closes), waiting for him to reconnect; a recording goes on meanwhile. "
+        "Then the call ends (ACTIVE). 0: it ends at once. `end_call` always ends it at once.",
+        default=20.0,
+    )
+    socket_ping_interval_s: float = _doc(
+        "How often the server pings each Socket.IO connection (Engine.IO `pingInterval`).", default=25.0
+    )
+    socket_ping_timeout_s: float = _doc(
+        "How long a ping may go unanswered before the connection counts as lost (Engine.IO `pingTimeout`).",
+        default=20.0,
+    )
     redis_health_interval_s: float = _doc(
         "How often the Socket.IO Redis listener is probed end to end (and restarted when dead).", default=5.0
     )
@@ -146,6 +170,7 @@ class Settings:
             database_url=self.database_url or f"sqlite+aiosqlite:///{data / 'claimcam.db'}",
             storage_dir=self.storage_dir or str(data / "objects"),
             recordings_dir=self.recordings_dir or str(data / "recordings"),
+            pending_uploads_dir=self.pending_uploads_dir or str(data / "pending-uploads"),
             secret=secret,
             jwt_secret=self.jwt_secret or _derive(secret, "staff-jwt"),
             jwt_public_key=_read_pem(self.jwt_public_key),
@@ -165,6 +190,12 @@ class Settings:
             raise SettingsError("port must be 1..65535")
         if self.delivery_max_attempts < 1:
             raise SettingsError("delivery_max_attempts must be at least 1")
+        if self.reconnect_grace_s < 0:
+            raise SettingsError("reconnect_grace_s must be 0 or more")
+        if self.socket_ping_interval_s <= 0 or self.socket_ping_timeout_s <= 0:
+            raise SettingsError("socket_ping_interval_s and socket_ping_timeout_s must be more than 0")
+        if not self.upload_retry_s > 0:
+            raise SettingsError("upload_retry_s must be above 0")
         self._check_object_store()
         try:
             self.ice()

@@ -90,7 +90,8 @@ async def app(make_api: MakeApi) -> Api:
 
 @pytest.fixture
 async def open_tab(browser: Browser, app: Api) -> AsyncIterator[OpenTab]:
-    """open_tab(path, user=None, locale="en-GB", api=app): a fresh context; `user` signs in via #token=."""
+    """open_tab(path, user=None, locale="en-GB", api=app, init_script=""): a fresh context; `user` signs in
+    via #token=; `init_script` runs in every page before the page's own scripts."""
     async with tab_factory(browser, app) as open_:
         yield open_
 
@@ -118,10 +119,12 @@ async def tab_factory(browser: Browser, app: Api) -> AsyncIterator[OpenTab]:
     tabs: list[Tab] = []
 
     async def open_(path: str, *, user: str | None = None, locale: str = "en-GB", api: Api | None = None,
-                    token: str | None = None, viewport: ViewportSize = DESKTOP) -> Tab:
+                    token: str | None = None, viewport: ViewportSize = DESKTOP, init_script: str = "") -> Tab:
         target = api or app
         base = str(target.client.make_url("/")).rstrip("/")
         context = await browser.new_context(viewport=viewport, locale=locale)
+        if init_script:
+            await context.add_init_script(init_script)
         page = await context.new_page()
         tab = watch(Tab(page, context, base))
         tabs.append(tab)

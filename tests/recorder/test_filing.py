@@ -232,7 +232,7 @@ async def test_new_media_is_announced_on_the_change_feed(
     item = await file_picture(filer, invite)
     assert announced.changes == [
         Change(MEDIA_ADDED, invite.id, "case-1", {"media": {
-            "id": item.id, "kind": "picture", "content_type": "image/jpeg", "size": len(JPEG),
+            "id": item.id, "kind": "picture", "state": "stored", "content_type": "image/jpeg", "size": len(JPEG),
             "sha256": hashlib.sha256(JPEG).hexdigest(), "width": 640, "height": 480, "duration_s": None,
             "content_url": f"/api/v1/media/{item.id}/content",
             "thumbnail_url": f"/api/v1/media/{item.id}/thumbnail",

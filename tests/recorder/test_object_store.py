@@ -11,6 +11,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from minio.error import S3Error
 from yarl import URL
 
@@ -20,6 +22,7 @@ from recorder.object_store import (
     ObjectMissing,
     ObjectStore,
     S3ObjectStore,
+    StoreUnavailable,
     parse_endpoint,
 )
 from tests.support.ports import free_port
@@ -221,6 +224,40 @@ async def test_unreachable_server_is_not_ready_and_answers_quickly() -> None:
         store.close()
 
 
+async def test_unreachable_server_is_unavailable_for_a_put() -> None:
+    store = S3ObjectStore(f"http://127.0.0.1:{free_port()}", "claimcam", "ak", "sk", region="us-east-1")
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.put(KEY, DATA, "image/jpeg", META)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body"),
+    [
+        (503, "application/xml", "<Error><Code>SlowDown</Code><Message>busy</Message></Error>"),
+        (507, "application/xml", "<Error><Code>InternalError</Code><Message>full</Message></Error>"),
+        (502, "text/html", "<html><body>Bad gateway</body></html>"),  # a proxy in front of the store
+    ],
+)
+async def test_server_failing_with_5xx_is_unavailable(status: int, content_type: str, body: str) -> None:
+    async def failing(_: web.Request) -> web.Response:
+        return web.Response(status=status, text=body, content_type=content_type)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", failing)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    store = S3ObjectStore(f"http://127.0.0.1:{server.port}", "claimcam", "ak", "sk", region="us-east-1")
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.put(KEY, DATA, "image/jpeg", META)
+    finally:
+        store.close()
+        await server.close()
+
+
 def _with_query(url: str, **changes: str) -> str:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -259,7 +296,7 @@ async def test_expired_presigned_url_is_refused(nanio_backend: Backend) -> None:
 async def test_wrong_secret_key_is_refused_and_writes_nothing(nanio_s3: S3Server, nanio_backend: Backend) -> None:
     intruder = S3ObjectStore(nanio_s3.endpoint, nanio_backend.bucket, nanio_s3.access_key, "not-the-secret-key")
     try:
-        with pytest.raises(S3Error) as refused:
+        with pytest.raises(S3Error) as refused:  # a refusal, not an outage: such a capture is not kept for later
             await intruder.put(KEY, DATA, "image/jpeg", META)
         assert refused.value.code == "SignatureDoesNotMatch"
         assert await intruder.ready() is False

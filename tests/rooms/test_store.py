@@ -21,6 +21,7 @@ from rooms.models import (
     InviteStatus,
     MediaItem,
     MediaKind,
+    MediaState,
     Method,
     Visibility,
 )
@@ -239,6 +240,19 @@ async def test_deleted_last_event_is_detected(service: InviteService, engine: As
         assert not (await event_log.verify(conn, inv.id)).ok
 
 
+async def test_an_event_appended_between_the_reads_is_not_a_broken_chain(
+    service: InviteService, engine: AsyncEngine
+) -> None:
+    """The events endpoint lists the events, then verifies: an append in between is not tampering."""
+    inv = await service.create("case-1", world.INSPECTOR, "c1", Method.SMS, None)
+    async with engine.connect() as conn:
+        listed = await event_log.list_for_invite(conn, inv.id)
+    await service.resend(inv.id, world.INSPECTOR)
+    async with engine.connect() as conn:
+        assert (await event_log.verify(conn, inv.id, listed)).ok
+        assert (await event_log.verify(conn, inv.id)).ok
+
+
 async def test_concurrent_appends_keep_one_chain(service: InviteService, engine: AsyncEngine) -> None:
     inv = await service.create("case-1", world.INSPECTOR, "c1", Method.SMS, None)
 
@@ -294,6 +308,16 @@ async def test_media_moves_between_main_and_extra(service: InviteService, engine
             await media_store.update(conn, moved, filing=Filing.CASE_DOCUMENTS)
 
 
+async def test_pending_media_is_marked_stored_once(service: InviteService, engine: AsyncEngine) -> None:
+    inv = await service.create("case-1", world.INSPECTOR, "c1", Method.SMS, "t1")
+    async with engine.begin() as conn:
+        await media_store.insert(conn, dataclasses.replace(_picture(inv.id, "t1", 1), state=MediaState.PENDING))
+        assert (await media_store.get(conn, "m1")).state is MediaState.PENDING
+        assert await media_store.mark_stored(conn, "m1") is True
+        assert await media_store.mark_stored(conn, "m1") is False  # another node got there first
+        assert (await media_store.get(conn, "m1")).state is MediaState.STORED
+
+
 async def test_database_of_version_1_is_upgraded(engine: AsyncEngine) -> None:
     # Rebuild what a version-1 database looked like, then migrate it forward.
     async with engine.begin() as conn:
@@ -301,12 +325,28 @@ async def test_database_of_version_1_is_upgraded(engine: AsyncEngine) -> None:
         await conn.run_sync(lambda c: tables.call_requests.drop(c))
         await conn.run_sync(lambda c: tables.call_participants.drop(c))
         await conn.execute(sa.text("ALTER TABLE invites DROP COLUMN call_started_at"))
+        await conn.execute(sa.text("ALTER TABLE media_items DROP COLUMN state"))
         await conn.execute(sa.text("DELETE FROM schema_migrations WHERE version > 1"))
-    assert await migrate(engine) == [2, 3, 4]
+    assert await migrate(engine) == [m.version for m in MIGRATIONS if m.version > 1]
     async with engine.connect() as conn:
         columns = await conn.run_sync(lambda c: {col["name"] for col in sa.inspect(c).get_columns("invites")})
+        media_columns = await conn.run_sync(lambda c: {col["name"] for col in sa.inspect(c).get_columns("media_items")})
         names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
     assert "call_started_at" in columns and {"call_participants", "call_requests", "link_codes"} <= names
+    assert "state" in media_columns
+
+
+async def test_media_filed_before_the_state_column_counts_as_stored(
+    service: InviteService, engine: AsyncEngine
+) -> None:
+    inv = await service.create("case-1", world.INSPECTOR, "c1", Method.SMS, "t1")
+    async with engine.begin() as conn:
+        await media_store.insert(conn, _picture(inv.id, "t1", 1))
+        await conn.execute(sa.text("ALTER TABLE media_items DROP COLUMN state"))
+        await conn.execute(sa.text("DELETE FROM schema_migrations WHERE version = 5"))
+    assert await migrate(engine) == [5]
+    async with engine.connect() as conn:
+        assert (await media_store.get(conn, "m1")).state is MediaState.STORED
 
 
 async def test_participants_of_a_dead_node_are_let_go(service: InviteService, engine: AsyncEngine) -> None:

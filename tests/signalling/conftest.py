@@ -27,12 +27,13 @@ class FakeMedia:
     case_id: str = "case-std"
     recording: set[str] = field(default_factory=set)
     shots: list[tuple[str, str]] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # sids whose peers were let go
 
     async def negotiate(self, invite_id: str, by: Participant, offer_sdp: object) -> str:
         return "v=0 fake answer"
 
     async def drop(self, invite_id: str, sid: str) -> None:
-        return None
+        self.dropped.append(sid)
 
     async def screenshot(self, invite_id: str, by: Participant) -> Capture:
         self.shots.append((invite_id, by.name))

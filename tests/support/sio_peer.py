@@ -79,3 +79,8 @@ class Peer:
     async def close(self) -> None:
         if self.sio.connected:
             await self.sio.disconnect()
+
+    async def lose_connection(self) -> None:
+        """The transport closes under the client without a goodbye, as when a phone changes networks."""
+        await self.sio.eio.ws.close()
+        await asyncio.wait_for(self.disconnected.wait(), 5)

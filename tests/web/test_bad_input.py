@@ -552,3 +552,10 @@ async def test_directory_text_longer_than_stored_is_422(
     assert_validation_error(status, out)
     status, out = await db_api.call("PUT", path, user="platform", json=longest)
     assert status == 200, out
+
+
+async def test_wrong_method_is_405_naming_the_allowed_ones(api: Api) -> None:
+    reply = await api.request("DELETE", INVITES, user="inspector")
+    assert_error(reply.status, reply.body, 405, "method_not_allowed")
+    assert set(reply.headers["Allow"].split(",")) == {"GET", "POST"}
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"

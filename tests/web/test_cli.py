@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rooms.migrations import MIGRATIONS
 from tests.support.ports import free_port
 
 CLAIMCAM = str(Path(sys.executable).with_name("claimcam"))
@@ -73,4 +74,4 @@ def test_migrate_command_is_idempotent(tmp_path: Path) -> None:
     env = {**os.environ, "CLAIMCAM_DATA_DIR": str(tmp_path)}
     first = subprocess.run([CLAIMCAM, "migrate"], env=env, capture_output=True, text=True, timeout=30)
     second = subprocess.run([CLAIMCAM, "migrate"], env=env, capture_output=True, text=True, timeout=30)
-    assert "[1, 2, 3, 4]" in first.stdout and "up to date" in second.stdout
+    assert str([m.version for m in MIGRATIONS]) in first.stdout and "up to date" in second.stdout

@@ -191,7 +191,8 @@ def test_every_logged_event_kind_has_a_text() -> None:
     kinds = ["created", "sent", "delivery_failed", "resent", "closed", "expired", "media_updated", "link_opened",
              "joined", "left", "call_started", "call_ended", "end_call", "chat", "cursor_shown", "cursor_hidden",
              "muted", "unmuted", "camera_switch_requested", "camera_switch_accepted", "camera_switch_declined",
-             "camera_switch_expired", "camera_switched", "screenshot_taken", "recording_stored"]
+             "camera_switch_expired", "camera_switched", "screenshot_taken", "recording_stored",
+             "claimant_disconnected", "claimant_reconnected"]
     assert not [k for k in kinds if f"event.{k}" not in en]
 
 

@@ -35,8 +35,9 @@ async def test_every_schema_reference_resolves(api: Api) -> None:
                 walk(v)
 
     walk(doc)
-    names = set(doc["components"]["schemas"])
-    assert refs and all(r.rsplit("/", 1)[1] in names for r in refs)
+    targets = {f"#/components/schemas/{name}" for name in doc["components"]["schemas"]}
+    # The whole reference: a query parameter once pointed at `#/$defs/MediaKind`, nowhere in the document.
+    assert refs and set(refs) <= targets, set(refs) - targets
 
 
 async def test_ready_checks_database_and_storage(api: Api) -> None:

@@ -21,7 +21,7 @@ from rooms import media_access, media_store
 from rooms.changes import MEDIA_UPDATED, Change
 from rooms.errors import NotFound
 from rooms.invites import view_case
-from rooms.models import MediaItem
+from rooms.models import MediaItem, MediaState
 from rooms.staff_auth import Unauthorized
 from web.api.endpoint import Endpoint, json_out, read_body, read_query, staff_user
 from web.api.views import API, media_out
@@ -30,6 +30,8 @@ from web.keys import clock_key, engine_key, feed_key, invites_key, object_store_
 from web.schemas import MediaLinks, MediaList, MediaOut, MediaPatch, MediaQuery, SignedQuery
 
 Part = Literal["content", "thumbnail"]
+MEDIA_PENDING = "media_pending"
+_PENDING_ERROR = (409, f"`{MEDIA_PENDING}`: the capture waits for the object store (its state is `pending`)")
 
 
 def _signature(secret: str, media_id: str, part: Part, expires: int) -> str:
@@ -118,6 +120,9 @@ async def _item(request: web.Request, part: Part) -> MediaItem:
         user = await staff_user(request)
         async with request.app[engine_key].connect() as conn:
             _, item = await media_access.visible_item(conn, user, request.match_info["media_id"])
+    if item.state is MediaState.PENDING:
+        raise ApiError(409, MEDIA_PENDING, "the capture is kept on the server until the object store answers again; "
+                       "it can be opened once it is uploaded")
     return item
 
 
@@ -179,10 +184,10 @@ ENDPOINTS = [
              response=MediaLinks),
     Endpoint("GET", "/media/{media_id}/content", media_content,
              "The picture or video: streamed, or a redirect to a short-lived URL; bearer token or signed link",
-             "media", query=SignedQuery, produces="*/*"),
+             "media", query=SignedQuery, produces="*/*", errors=(_PENDING_ERROR,)),
     Endpoint("GET", "/media/{media_id}/thumbnail", media_thumbnail,
              "A picture's thumbnail; bearer token or signed link", "media", query=SignedQuery,
-             produces="image/jpeg"),
+             produces="image/jpeg", errors=(_PENDING_ERROR,)),
     Endpoint("PATCH", "/media/{media_id}", patch_media,
              "Move between main and extra folders, change visibility, share with the customer", "media",
              body=MediaPatch, response=MediaOut),

@@ -101,6 +101,7 @@ def media_out(m: MediaItem) -> MediaOut:
         filing=m.filing,
         visibility=m.visibility,
         shared_with_customer=m.shared_with_customer,
+        state=m.state,
         content_url=f"{API}/media/{m.id}/content",
         thumbnail_url=f"{API}/media/{m.id}/thumbnail" if m.thumbnail_key else None,
     )

@@ -33,7 +33,7 @@ export class ApiError extends Error {
 }
 
 /** Call the REST API with the bearer token; errors become ApiError with the API's code. */
-export async function api(path, { method = 'GET', body } = {}) {
+export async function api(path, { method = 'GET', body, signal } = {}) {
   const headers = { Accept: 'application/json' };
   const token = staffToken();
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -43,6 +43,7 @@ export async function api(path, { method = 'GET', body } = {}) {
     resp = await fetch(`/api/v1${path}`, {
       method,
       headers,
+      signal,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'omit',

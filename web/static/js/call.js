@@ -3,10 +3,12 @@
 // joins /call with {jwt, invite_id}, receives the claimant's camera and voice and sends the
 // inspector's microphone over one RTCPeerConnection, and drives the call: screenshots into a
 // gallery, recording, the shared pointer, chat, camera-switch requests, and the end of the call.
+// After a network change it reconnects and builds a new peer connection (callkit.js MediaKeeper).
 
 import { adoptTokenFromFragment, api, ApiError, staffToken } from './auth.js';
 import {
-  ChatPanel, controlButton, emitAck, offerToServer, pictureRect, placePointer, showToggle,
+  ChatPanel, controlButton, emitAck, MediaKeeper, offerToServer, pageId, pictureRect, placePointer, showToggle,
+  SOCKET_OPTIONS,
 } from './callkit.js';
 import { el, icon } from './dom.js';
 import { browserLanguage, formatDateTime, formatDuration, t, useLanguage } from './i18n.js';
@@ -16,6 +18,7 @@ const main = document.getElementById('main');
 const inviteId = document.body.dataset.inviteId;
 const CURSOR_INTERVAL_MS = 34; // the server relays at most 30 moves a second per sender
 const LINK_MARGIN_MS = 30_000;
+const ICE_FETCH_TIMEOUT_MS = 3_000;
 const narrow = window.matchMedia('(max-width: 47.99rem)');
 
 const state = {
@@ -23,6 +26,10 @@ const state = {
   kase: null,
   socket: null,
   pc: null,
+  keeper: null,
+  mediaWasUp: false, // media flowed once: a drop now shows "reconnecting"
+  iceServers: null,
+  iceFreshUntil: 0, // half the TURN credentials' lifetime
   mic: null,
   micBlocked: false,
   muted: false,
@@ -313,6 +320,14 @@ function stageChanged() {
 function setStatus(key) {
   ui.status.textContent = t(key);
   ui.status.classList.toggle('call-status-live', key === 'call.status.live');
+  ui.status.classList.toggle('call-status-reconnecting', key === 'call.status.reconnecting');
+}
+
+/** The status once joined: live or waiting, unless media that flowed before has dropped. */
+function showLive() {
+  if (!state.me) return;
+  if (state.mediaWasUp && !state.keeper?.up) setStatus('call.status.reconnecting');
+  else setStatus(claimant() ? 'call.status.live' : 'call.status.waiting');
 }
 
 function tickRecording() {
@@ -327,8 +342,13 @@ function tickRecording() {
 
 function connect() {
   // eslint-disable-next-line no-undef
-  const socket = io('/call', { auth: { jwt: staffToken(), invite_id: inviteId }, transports: ['websocket'] });
+  const socket = io('/call', { ...SOCKET_OPTIONS, auth: { jwt: staffToken(), invite_id: inviteId, resume: pageId() } });
   state.socket = socket;
+  state.keeper = new MediaKeeper(socket, negotiate, (up) => {
+    if (state.ended) return;
+    if (up) state.mediaWasUp = true;
+    showLive();
+  });
   socket.on('connect', onConnect);
   socket.on('connect_error', (error) => {
     const code = error?.data?.code;
@@ -339,6 +359,7 @@ function connect() {
   });
   socket.on('disconnect', () => {
     if (state.ended) return;
+    state.keeper.lost();
     state.me = null;
     setStatus('call.status.reconnecting');
     updateControls();
@@ -346,7 +367,7 @@ function connect() {
   socket.on('presence', (data) => {
     state.participants = data?.participants ?? [];
     updateControls();
-    if (state.me) setStatus(claimant() ? 'call.status.live' : 'call.status.waiting');
+    showLive();
   });
   socket.on('chat', (message) => ui.chat.add(message));
   socket.on('recording', onRecording);
@@ -370,7 +391,7 @@ async function onConnect() {
     await negotiate();
     if (state.muted) await emitAck(state.socket, 'mute', { muted: true });
     if (state.cursorOn) sendCursor('show');
-    setStatus(claimant() ? 'call.status.live' : 'call.status.waiting');
+    showLive();
   } catch (error) {
     if (state.ended) return;
     console.info('join failed', error);
@@ -379,14 +400,25 @@ async function onConnect() {
 }
 
 async function iceServers() {
-  const reply = await api('/ice-servers');
-  return reply.ice_servers ?? [];
+  // Reused while fresh: after a network change every round trip delays the picture.
+  if (state.iceServers && Date.now() < state.iceFreshUntil) return state.iceServers;
+  try {
+    const reply = await api('/ice-servers', { signal: AbortSignal.timeout(ICE_FETCH_TIMEOUT_MS) });
+    state.iceServers = reply.ice_servers ?? [];
+    state.iceFreshUntil = Date.now() + (Number(reply.ttl_s) || 0) * 500;
+  } catch (error) {
+    // On a network that just came back: the last answer's TURN credentials are likely still valid.
+    if (!state.iceServers) throw error;
+  }
+  return state.iceServers;
 }
 
-async function negotiate() {
+/** A new peer connection, offered to the server (on every connect, and when the media drops). */
+async function negotiate(timeoutMs = undefined) {
   state.pc?.close();
   const pc = new RTCPeerConnection({ iceServers: await iceServers() });
   state.pc = pc;
+  state.keeper.watch(pc);
   pc.addTransceiver('video', { direction: 'recvonly' });
   const [track] = state.mic?.getAudioTracks() ?? [];
   if (track) pc.addTransceiver(track, { direction: 'sendrecv', streams: [state.mic] });
@@ -401,10 +433,7 @@ async function negotiate() {
       ui.audio.play().catch(() => { ui.soundButton.hidden = false; });
     }
   });
-  pc.addEventListener('connectionstatechange', () => {
-    if (pc.connectionState === 'failed' && state.pc === pc && !state.ended) setStatus('call.status.failed');
-  });
-  await offerToServer(pc, state.socket);
+  await offerToServer(pc, state.socket, timeoutMs);
 }
 
 function playSound() {
@@ -422,7 +451,8 @@ async function takeScreenshot() {
     void ui.stage.offsetWidth; // restart the flash animation
     ui.stage.classList.add('stage-flash');
     await addShot(reply.media, true);
-    toast(t('call.screenshot_saved'), 'success');
+    if (reply.media?.state === 'pending') toast(t('call.screenshot_pending'), 'info');
+    else toast(t('call.screenshot_saved'), 'success');
   } catch (error) {
     toast(t('call.screenshot_failed', { reason: reason(error) }), 'error');
   } finally {
@@ -445,25 +475,55 @@ async function signedLinks(id) {
 }
 
 async function addShot(media, fresh) {
-  if (!media?.id || state.shots.has(media.id)) return;
-  const shot = { id: media.id, at: media.captured_at ?? new Date().toISOString(), links: null };
-  state.shots.set(media.id, shot);
-  try {
-    shot.links = await signedLinks(media.id);
-  } catch {
-    state.shots.delete(media.id);
+  if (!media?.id) return;
+  const known = state.shots.get(media.id);
+  if (known) {
+    // A pending screenshot is announced again once the object store has it.
+    if (known.pending && media.state !== 'pending') await showStored(known);
     return;
   }
-  const when = formatDateTime(shot.at, true);
-  const img = el('img', { src: shot.links.thumbnail_url ?? shot.links.content_url, alt: '', width: '160', height: '120',
-    decoding: 'async' });
-  const item = el('li', { dataset: { mediaId: media.id } },
-    el('button', { type: 'button', class: 'gallery-thumb', 'aria-label': t('call.screenshot_open', { when }),
-      onclick: () => enlarge(shot) }, img, el('span', { class: 'gallery-when', text: when })));
-  if (fresh) ui.gallery.prepend(item);
-  else ui.gallery.append(item);
+  const shot = { id: media.id, at: media.captured_at ?? new Date().toISOString(), links: null,
+    pending: media.state === 'pending', item: null };
+  state.shots.set(media.id, shot);
+  if (!shot.pending) {
+    try {
+      shot.links = await signedLinks(media.id);
+    } catch {
+      state.shots.delete(media.id);
+      return;
+    }
+  }
+  shot.item = el('li', { dataset: { mediaId: media.id } }, shotTile(shot));
+  if (fresh) ui.gallery.prepend(shot.item);
+  else ui.gallery.append(shot.item);
   ui.galleryEmpty.hidden = true;
   ui.galleryTitle.textContent = t('call.screenshots_count', { count: state.shots.size });
+}
+
+/** The gallery tile: the thumbnail to enlarge, or while the upload waits for storage, a note saying so. */
+function shotTile(shot) {
+  const when = formatDateTime(shot.at, true);
+  const whenText = el('span', { class: 'gallery-when', text: when });
+  if (shot.pending) {
+    return el('div', { class: 'gallery-thumb gallery-pending', role: 'img',
+      'aria-label': t('call.screenshot_pending_label', { when }) },
+    el('span', { class: 'pending-note', text: t('media.pending') }),
+    el('span', { class: 'pending-hint', text: t('media.pending_hint') }), whenText);
+  }
+  const img = el('img', { src: shot.links.thumbnail_url ?? shot.links.content_url, alt: '', width: '160', height: '120',
+    decoding: 'async' });
+  return el('button', { type: 'button', class: 'gallery-thumb', 'aria-label': t('call.screenshot_open', { when }),
+    onclick: () => enlarge(shot) }, img, whenText);
+}
+
+async function showStored(shot) {
+  try {
+    shot.links = await signedLinks(shot.id);
+  } catch {
+    return; // stays marked pending; the gallery is loaded again on the next visit
+  }
+  shot.pending = false;
+  shot.item?.replaceChildren(shotTile(shot));
 }
 
 async function enlarge(shot) {
@@ -511,7 +571,9 @@ async function toggleRecording() {
     if (!reply.ok) throw reply;
     setRecording(starting, null);
     if (!starting && reply.media) {
-      toast(t('call.recording_saved', { duration: formatDuration(reply.media.duration_s ?? 0) }), 'success');
+      const duration = formatDuration(reply.media.duration_s ?? 0);
+      if (reply.media.state === 'pending') toast(t('call.recording_pending', { duration }), 'info');
+      else toast(t('call.recording_saved', { duration }), 'success');
     }
   } catch (error) {
     toast(t('call.recording_failed', { reason: reason(error) }), 'error');
@@ -666,6 +728,7 @@ function finish(kind) {
   window.clearTimeout(ui.recordingTimer);
   for (const dialog of [ui.lightbox, ui.confirm]) if (dialog?.open) dialog.close();
   for (const track of state.mic?.getTracks() ?? []) track.stop();
+  state.keeper?.stop();
   state.pc?.close();
   state.pc = null;
   state.socket?.off();

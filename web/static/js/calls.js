@@ -720,6 +720,24 @@ function mediaLink(item, links, content, label) {
   return anchor;
 }
 
+/** A capture kept on the server while the object store is unavailable: shown, marked, not openable yet. */
+function pendingItem(name, when, by) {
+  const note = el('span', { class: 'pending-note', text: t('media.pending') });
+  if (name === 'pictures') {
+    return el('li', {}, el('div', { class: 'thumb thumb-pending', role: 'img',
+      'aria-label': t('pictures.pending', { when, by }) }, note,
+    el('span', { class: 'pending-hint', text: t('media.pending_hint') }),
+    el('span', { class: 'thumb-caption' }, el('span', { class: 'block', text: when }),
+      by ? el('span', { class: 'block', text: by }) : null)));
+  }
+  return el('li', {}, el('div', { class: 'video-item video-pending' },
+    el('span', { class: 'video-play' }, icon('play')),
+    el('span', { class: 'video-meta' },
+      el('span', { class: 'strong', text: t('videos.item', { when }) }),
+      by ? el('span', { class: 'muted', text: by }) : null),
+    note));
+}
+
 /** Render the grouped items; false when a newer load took over while the links were fetched. */
 async function renderMedia(name, items, latest) {
   const panel = refs.panels[name];
@@ -733,6 +751,7 @@ async function renderMedia(name, items, latest) {
     byInvite.get(item.invite_id).push(item);
   }
   const links = new Map(await Promise.all(items.map(async (item) => {
+    if (item.state === 'pending') return [item.id, null]; // nothing to open until it is uploaded
     try {
       return [item.id, await signedLinks(item)];
     } catch {
@@ -750,6 +769,7 @@ async function renderMedia(name, items, latest) {
       const l = links.get(item.id);
       const when = formatDateTime(item.captured_at);
       const by = item.captured_by?.name ?? '';
+      if (item.state === 'pending') return pendingItem(name, when, by);
       if (!l) return el('li', { class: 'media-missing', text: t('media.unavailable') });
       if (name === 'pictures') {
         const label = t('pictures.open', { when, by });

@@ -3,10 +3,12 @@
 // SMS security code and keeps the grant it earns in sessionStorage, sending it along with the token
 // (header X-Claimcam-Grant to the API, `grant` in the /call auth). Media: getUserMedia (rear camera first),
 // one RTCPeerConnection to the server (ICE servers from the API, no trickle: the offer is sent once
-// gathering is complete), signalling over Socket.IO /call. Every text comes from the i18n catalogues.
+// gathering is complete), signalling over Socket.IO /call. After a network change the page reconnects
+// and builds a new peer connection for the same camera stream (callkit.js MediaKeeper), showing
+// "Reconnecting…" until media flows again. Every text comes from the i18n catalogues.
 
 import {
-  ChatPanel, controlButton, emitAck, offerToServer, placePointer, showToggle,
+  ChatPanel, controlButton, emitAck, MediaKeeper, offerToServer, pageId, placePointer, showToggle, SOCKET_OPTIONS,
 } from './callkit.js';
 import { el, icon } from './dom.js';
 import { browserLanguage, t, useLanguage } from './i18n.js';
@@ -17,6 +19,7 @@ const GRANT_KEY = `claimcam.grant.${token}`;
 const CODE_SENT_KEY = `claimcam.code_sent.${token}`;
 const CODE_VALID_MS = 10 * 60_000;
 const CODE_DIGITS = 6;
+const ICE_FETCH_TIMEOUT_MS = 3_000;
 
 const state = {
   info: null,
@@ -25,6 +28,10 @@ const state = {
   muted: false,
   socket: null,
   pc: null,
+  keeper: null,
+  iceServers: null,
+  iceFreshUntil: 0, // half the TURN credentials' lifetime
+  wasLive: false, // media flowed once: a drop now shows "Reconnecting…"
   videoSender: null,
   ended: false,
   finished: false,
@@ -46,13 +53,13 @@ function store(key, value) {
   } catch { /* see stored() */ }
 }
 
-function api(path, { method = 'GET', body } = {}) {
+function api(path, { method = 'GET', body, signal } = {}) {
   const headers = {};
   const grant = stored(GRANT_KEY);
   if (grant) headers['X-Claimcam-Grant'] = grant;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   return fetch(`/api/v1/join/${encodeURIComponent(token)}${path}`, {
-    method, headers, cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body),
+    method, headers, signal, cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body),
   });
 }
 
@@ -369,6 +376,7 @@ function setStatus(key) {
   if (ui.status) {
     ui.status.textContent = t(key);
     ui.status.classList.toggle('call-status-live', key === 'join.connected');
+    ui.status.classList.toggle('call-status-reconnecting', key === 'join.reconnecting');
   }
 }
 
@@ -379,19 +387,29 @@ function ack(event, payload) {
 }
 
 function connectSignalling() {
-  // eslint-disable-next-line no-undef
   const grant = stored(GRANT_KEY);
-  const socket = io('/call', { auth: grant ? { token, grant } : { token }, transports: ['websocket'] });
+  const resume = pageId();
+  // eslint-disable-next-line no-undef
+  const socket = io('/call', { ...SOCKET_OPTIONS, auth: grant ? { token, grant, resume } : { token, resume } });
   state.socket = socket;
+  state.keeper = new MediaKeeper(socket, negotiate, (up) => {
+    if (up) state.wasLive = true;
+    if (up) setStatus('join.connected');
+    else if (state.wasLive && !state.ended) setStatus('join.reconnecting');
+  });
   socket.on('connect', onConnect);
   socket.on('connect_error', (error) => {
     const code = error?.data?.code;
     if (code === 'invite_closed') finish('closed');
     else if (code === 'not_found') finish('unknown');
     else if (code === 'sms_code_required') finish('code');
-    else setStatus('join.connecting');
+    else setStatus(state.wasLive ? 'join.reconnecting' : 'join.connecting');
   });
-  socket.on('disconnect', () => { if (!state.ended) setStatus('join.connecting'); });
+  socket.on('disconnect', () => {
+    if (state.ended) return;
+    state.keeper.lost();
+    setStatus(state.wasLive ? 'join.reconnecting' : 'join.connecting');
+  });
   socket.on('chat', (message) => ui.chat.add(message));
   socket.on('cursor', onCursor);
   socket.on('recording', (data) => { ui.recording.hidden = !data?.active; });
@@ -411,26 +429,40 @@ async function onConnect() {
     await negotiate();
     if (state.muted) await ack('mute', { muted: true });
     if (state.facing !== 'environment') await ack('camera_facing', { facing: state.facing });
-    setStatus('join.connected');
   } catch (error) {
     if (state.ended) return;
     console.info('join failed', error);
-    setStatus('join.connect_failed');
+    // After a network change the keeper or the socket's next connect tries again.
+    if (!state.wasLive) setStatus('join.connect_failed');
   }
 }
 
 async function iceServers() {
-  const resp = await api('/ice-servers');
+  // Reused while fresh: after a network change every round trip delays the picture.
+  if (state.iceServers && Date.now() < state.iceFreshUntil) return state.iceServers;
+  let resp;
+  try {
+    resp = await api('/ice-servers', { signal: AbortSignal.timeout(ICE_FETCH_TIMEOUT_MS) });
+  } catch (error) {
+    // On a network that just came back: the last answer's TURN credentials are likely still valid.
+    if (state.iceServers) return state.iceServers;
+    throw error;
+  }
   if (resp.status === 410) { finish('closed'); throw new Error('closed'); }
   if (resp.status === 403) { finish('code'); throw new Error('security code needed'); }
   if (!resp.ok) throw new Error(`ice-servers: HTTP ${resp.status}`);
-  return (await resp.json()).ice_servers ?? [];
+  const reply = await resp.json();
+  state.iceServers = reply.ice_servers ?? [];
+  state.iceFreshUntil = Date.now() + (Number(reply.ttl_s) || 0) * 500;
+  return state.iceServers;
 }
 
-async function negotiate() {
+/** A new peer connection for the same camera stream, offered to the server (first join and every reconnect). */
+async function negotiate(timeoutMs = undefined) {
   state.pc?.close();
   const pc = new RTCPeerConnection({ iceServers: await iceServers() });
   state.pc = pc;
+  state.keeper.watch(pc);
   const [video] = state.stream.getVideoTracks();
   const [audio] = state.stream.getAudioTracks();
   state.videoSender = pc.addTransceiver(video, { direction: 'sendonly', streams: [state.stream] }).sender;
@@ -441,10 +473,7 @@ async function negotiate() {
     ui.remoteAudio.srcObject = event.streams[0] ?? new MediaStream([event.track]);
     ui.remoteAudio.play().catch(() => {});
   });
-  pc.addEventListener('connectionstatechange', () => {
-    if (pc.connectionState === 'failed' && state.pc === pc && !state.ended) setStatus('join.connect_failed');
-  });
-  await offerToServer(pc, state.socket);
+  await offerToServer(pc, state.socket, timeoutMs);
 }
 
 // ---------- controls ----------
@@ -577,6 +606,7 @@ function finish(kind) {
   window.removeEventListener('resize', placeCursor);
   closeDialogQuietly();
   for (const track of state.stream?.getTracks() ?? []) track.stop();
+  state.keeper?.stop();
   state.pc?.close();
   state.pc = null;
   state.socket?.off();
@@ -585,7 +615,9 @@ function finish(kind) {
   if (kind === 'code') {
     // The grant expired mid-way: start over at the code step, ready to join again.
     store(GRANT_KEY, null);
-    Object.assign(state, { ended: false, finished: false, socket: null, stream: null, videoSender: null });
+    Object.assign(state, {
+      ended: false, finished: false, socket: null, stream: null, videoSender: null, keeper: null, wasLive: false,
+    });
     boot();
   } else if (kind === 'closed') messagePage('closed', 'join.closed_title', 'join.closed_body');
   else if (kind === 'unknown') messagePage('closed', 'join.unknown_title', 'join.unknown_body');
