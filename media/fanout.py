@@ -196,8 +196,6 @@ class Publisher:
         forwarder = RtpForwarder(self.kind, sender, self.request_keyframe)
         forwarder.on_remb = self._relay_remb
         self._forwarders.append(forwarder)
-        if self.kind == "video":
-            self.request_keyframe()  # a late joiner starts at the next keyframe, not in 2 s
         return forwarder
 
     def stop_forwarding(self, forwarder: RtpForwarder) -> None:

@@ -139,6 +139,10 @@ class RtpForwarder:
             state = SenderState(sender, parameters.codecs[0])
             self._next_seq = sender._ssrc & 0x7FFF  # a random start, kept below 2^15 like aiortc's
             self._wire = _Wire(state)
+            if self.kind == "video":
+                # Asked now that the inspector can receive it, not at negotiation: a keyframe that
+                # came before his transport was up would be dropped, and the next wait a rate limit.
+                self.request_keyframe()
 
         async def on_rtcp(packet: Any) -> None:
             if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
