@@ -421,14 +421,15 @@ class CallNamespace(socketio.AsyncNamespace):
         invite = await self._calls.end(invite_id)
         await self.emit(ev.CALL_ENDED, {"by": by, "reason": reason}, room=room_of(invite_id))
         present = await self._calls.participants(invite_id)
+        if not any(p.role == CLAIMANT for p in present):
+            # Ended while waiting for the claimant: no leaving claimant stops the recording. Stopped
+            # before the sockets go, so the room still hears that it stopped.
+            await self._stop_recording_at_call_end(invite_id, self._departed_claimant(invite))
         for p in present:
             await self.disconnect(p.sid)
         for sid, sock in list(self._sockets.items()):
             if sock.invite_id == invite_id:
                 await self.disconnect(sid)
-        if not any(p.role == CLAIMANT for p in present):
-            # Ended while waiting for the claimant: no leaving claimant stops the recording.
-            await self._stop_recording_at_call_end(invite_id, self._departed_claimant(invite))
 
     async def _rtc_offer(self, sid: str, sock: Socket, data: Any) -> dict[str, Any]:
         """The participant's WebRTC offer (ICE gathering complete: no trickle); the ack has the answer."""

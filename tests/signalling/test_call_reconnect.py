@@ -80,6 +80,7 @@ async def test_ending_the_call_while_it_waits_for_the_claimant_ends_it_now(start
     await claimant.lose_connection()
     await inspector.wait_for("presence", lambda d: len(d["participants"]) == 1)
     assert (await inspector.call("end_call"))["ok"]
+    await inspector.wait_for("recording", lambda d: d["active"] is False)  # told before the room is emptied
     await asyncio.wait_for(inspector.disconnected.wait(), 5)
     assert await call.status() == "ACTIVE" and call.media.recording == set()
 

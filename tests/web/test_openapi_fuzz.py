@@ -23,7 +23,7 @@ from web.api.views import API as API_PREFIX
 from web.app import endpoints
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = 12
 RUN_LIMIT_S = 120.0
 
 # A portal whose claimants must confirm an SMS code, so the code endpoints do more than refuse.
