@@ -3,8 +3,9 @@
 Forwarding packets below aiortc's jitter buffer and packetiser (media/rtp_forward.py) needs what
 aiortc keeps private: a receiver's codecs, RTX map, NACK generator and RTCP statistics, and a
 sender's SSRCs, payload types, header extension ids and sender-report counters. Every name is
-read here and nowhere else; `check()` fails loudly at start-up if an upgrade moved one, and
-tests/media/test_aiortc_internals.py runs it, so a dependency bump cannot silently break calls.
+read here and nowhere else. `check()` fails loudly if an upgrade moved one; the tests run it
+(tests/media/test_rtp_forwarding.py) and pyproject.toml pins both minor versions, so a dependency
+bump cannot silently break calls.
 """
 
 from __future__ import annotations

@@ -233,7 +233,7 @@ class Publisher:
         track.end()
 
     def tap(self) -> asyncio.Queue[av.Packet[Any]]:
-        """A raw queue of every packet from now on (recording, screenshots); remove with untap."""
+        """A queue of every frame from now on (a screenshot waiting for its keyframe); remove with untap."""
         q: asyncio.Queue[av.Packet[Any]] = asyncio.Queue(QUEUE_PACKETS * 4)
         self._taps.add(q)
         return q

@@ -1,10 +1,11 @@
-"""The tap before aiortc's decoder: received frames stay encoded.
+"""Encoded frames as `av.Packet`s, never decoded.
 
-aiortc's receiver hands every complete frame from its jitter buffer to a decoder made by
-`get_decoder`. Replacing that factory with one that wraps the encoded bytes in an `av.Packet[Any]`
-makes remote tracks yield packets, which RTCRtpSender re-packetises without encoding. Jitter
-buffer, NACK/RTX, REMB and SRTP stay aiortc's. The patch is process-wide, so this process never
-decodes received media; pixels for screenshots are decoded on demand from a keyframe.
+`PassthroughDecoder` stands where aiortc's decoder would and wraps an encoded frame from a jitter
+buffer in an `av.Packet[Any]` marked keyframe or not. The call's taps (media/rtp_tap.py) use it to
+hand whole frames to the recording, screenshots and the voice mixer. `install()` also puts it in
+aiortc's decoder factory, process-wide, so no aiortc receiver in this process ever decodes (a safety
+net for the server; what lets the tests' and the benchmark's bots count frames cheaply). Pixels for
+screenshots are decoded on demand from one keyframe.
 """
 
 from __future__ import annotations

@@ -108,7 +108,6 @@ class RtpForwarder:
 
     def __init__(self, kind: str, sender: RTCRtpSender, request_keyframe: Callable[[], None]) -> None:
         self.kind = kind
-        self._sender = sender
         self._request_keyframe = request_keyframe
         self._wire: _Wire | None = None
         self._waiting_keyframe = kind == "video"
