@@ -2,21 +2,20 @@
 
 The claimant publishes camera video and microphone audio; every inspector receives both,
 forwarded packet by packet as they arrive (media/rtp_tap.py, media/rtp_forward.py); the inspectors'
-voice goes back to the claimant through the voice mixer. Each participant has one
-RTCPeerConnection; the browser offers and the server answers. With the relay `naive` (benchmarks
-only) the inspectors get the claimant's media decoded and encoded again instead (media/naive.py).
+voice goes back to the claimant through the voice mixer (forwarded the same way while only one
+speaks). Each participant has one RTCPeerConnection; the browser offers and the server answers.
+With the relay `naive` (benchmarks only) the inspectors get the claimant's media decoded and
+encoded again instead (media/naive.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import av
 from aiortc import (
     RTCConfiguration,
     RTCDtlsTransport,
@@ -32,7 +31,7 @@ from aiortc.rtp import RtpPacket
 
 from media.aiortc_internals import receive_rtp_directly
 from media.fanout import KeyframeRequester, Publisher
-from media.mixer import VoiceMixer
+from media.mixer import VoiceInput, VoiceMixer
 from media.naive import DecodingRelay, FrameTrack
 from media.rtp_forward import RtpForwarder, SilentTrack
 from media.rtp_tap import UpstreamTap
@@ -110,7 +109,7 @@ class CallMedia:
         self.keyframes = KeyframeRequester(self._send_pli)
         self.video = Publisher("video", self.keyframes)
         self.audio = Publisher("audio")
-        self.voice = Publisher("audio", packetize=True)  # the inspectors' voices, for the claimant
+        self.voice = Publisher("audio")  # the inspectors' voices, for the claimant
         self.mixer = VoiceMixer(self.voice)
         self._decoding: dict[str, DecodingRelay] = {}
         if relay == NAIVE:
@@ -187,11 +186,7 @@ class CallMedia:
                 if transceiver.kind == "video":
                     _prefer(transceiver, self.codec)
                 if transceiver.kind == "audio":
-                    # His voice, frame by frame, into the mixer; a voice counts from its first frame,
-                    # so an inspector without a microphone never holds the mix back.
-                    voice_in = Publisher("audio")
-                    voice_in.listen(functools.partial(self._hear, peer.sid))
-                    peer.taps.append(UpstreamTap(transceiver.receiver, voice_in))
+                    peer.taps.append(UpstreamTap(transceiver.receiver, VoiceInput(peer.sid, self.mixer)))
             if self.relay == NAIVE:
                 self._attach_decoded(peer, "video")
                 self._attach_decoded(peer, "audio")
@@ -203,10 +198,6 @@ class CallMedia:
         if peer.taps:
             _receive_directly(peer.taps)
         return str(pc.localDescription.sdp)
-
-    def _hear(self, sid: str, packet: av.Packet[Any]) -> None:
-        self.mixer.add(sid)
-        self.mixer.push(sid, packet)
 
     def _attach_rtp(self, peer: Peer, publisher: Publisher, kind: str) -> None:
         if not any(t.kind == kind for t in peer.pc.getTransceivers()):

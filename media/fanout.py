@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
@@ -150,16 +149,12 @@ class Publisher:
     Two levels: RTP packets go to `RtpForwarder`s (media/rtp_forward.py) as they arrive; whole
     encoded frames go to listeners (called at once: the voice mixer, the recording), taps (queues:
     screenshots) and frame subscribers (the naive relay). The upstream makes frames only while
-    `wants_frames`. A publisher fed with Opus frames instead (`packetize`, the mixed voices) makes
-    each frame one RTP packet of a stream of its own for its forwarders.
+    `wants_frames`.
     """
 
-    def __init__(self, kind: str, requester: KeyframeRequester | None = None, packetize: bool = False) -> None:
+    def __init__(self, kind: str, requester: KeyframeRequester | None = None) -> None:
         self.kind = kind
         self._requester = requester
-        self._packetize = packetize
-        self._ssrc = random.getrandbits(32)
-        self._seq = random.getrandbits(15)
         self._subscribers: set[ForwardTrack] = set()
         self._listeners: list[Callable[[av.Packet[Any]], None]] = []
         self._taps: set[asyncio.Queue[av.Packet[Any]]] = set()
@@ -264,11 +259,6 @@ class Publisher:
         for q in self._taps:
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(packet)
-        if self._packetize and self._forwarders and packet.pts is not None:
-            rtp = RtpPacket(sequence_number=self._seq, timestamp=packet.pts & 0xFFFFFFFF, ssrc=self._ssrc)
-            rtp.payload = bytes(packet)
-            self._seq = (self._seq + 1) & 0xFFFF
-            self.publish_rtp(rtp, False, time.monotonic())
 
     def close(self) -> None:
         for track in list(self._subscribers):

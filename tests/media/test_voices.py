@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -90,3 +91,59 @@ async def test_voice_timestamps_stay_continuous_when_an_inspector_leaves(plane: 
     media.voice.untap(seen)
     steps = np.diff(np.array(pts, dtype=np.int64))
     assert len(pts) > 20 and (steps > 0).all() and steps.max() <= 960 * 3
+
+
+async def test_one_voice_is_forwarded_packet_by_packet_without_frames(plane: MediaPlane, made: list[Bot]) -> None:
+    claimant = await join(plane, made, claimant_bot(), "c", "claimant")
+    await join(plane, made, inspector_bot(hz=660), "i1", "inspector")
+    await claimant.wait_for("audio", 100)
+    media = plane.call(INVITE)
+    assert media is not None
+    # Nothing listens to the voice: no jitter buffer, no frame, no packetiser, his packets as they came.
+    assert media.mixer.forwarded_packets >= 100
+    assert media.voice.packets == 0 and media.mixer.mixed_frames == 0
+    assert media.voice.rtp_packets == media.mixer.forwarded_packets
+
+
+async def test_a_listener_gets_the_one_voice_as_frames_and_the_claimant_still_gets_it_once(
+    plane: MediaPlane, made: list[Bot]
+) -> None:
+    claimant = await join(plane, made, claimant_bot(), "c", "claimant")
+    await join(plane, made, inspector_bot(hz=660), "i1", "inspector")
+    await claimant.wait_for("audio", 20)
+    media = plane.call(INVITE)
+    assert media is not None
+    frames: list[Any] = []
+    media.voice.listen(frames.append)  # what a recording does
+    start = claimant.sinks["audio"].packets
+    await claimant.wait_for("audio", start + 100)
+    media.voice.unlisten(frames.append)
+    assert len(frames) >= 50
+    # Every packet the claimant got was the inspector's own, sent once: none packetised from the frames.
+    assert media.voice.rtp_packets == media.mixer.forwarded_packets
+    assert media.mixer.mixed_frames == 0
+    pts = [f.pts for f in frames]
+    assert all(b > a for a, b in itertools.pairwise(pts))
+
+
+async def test_the_voice_goes_back_to_packet_forwarding_when_the_second_inspector_leaves(
+    plane: MediaPlane, made: list[Bot]
+) -> None:
+    claimant = await join(plane, made, claimant_bot(), "c", "claimant")
+    await join(plane, made, inspector_bot(hz=660), "i1", "inspector")
+    await join(plane, made, inspector_bot(hz=1000), "i2", "inspector")
+    media = plane.call(INVITE)
+    assert media is not None
+
+    sink = claimant.sinks["audio"]
+    await claimant.wait_for("audio", sink.packets + 100)  # the claimant's audio is the clock here
+    assert media.mixer.mixed_frames > 25
+    await plane.drop(INVITE, "i2")
+    mixed, forwarded = media.mixer.mixed_frames, media.mixer.forwarded_packets
+    await claimant.wait_for("audio", sink.packets + 100)
+    assert media.mixer.forwarded_packets > forwarded + 50
+    assert media.mixer.mixed_frames <= mixed + 5  # at most what was buffered when he left
+    claimant.sinks["audio"].keep = True
+    start = claimant.sinks["audio"].packets
+    await claimant.wait_for("audio", start + 100)
+    assert spectrum_peaks(claimant.sinks["audio"].kept, 660.0)[660.0] > 50
