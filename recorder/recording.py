@@ -3,11 +3,12 @@
 Video is never decoded or re-encoded. The claimant's VP8 or H.264 packets are muxed as they arrived,
 from the first keyframe on (a keyframe is asked for when the recording starts).
 
-Audio is ONE Opus track: the claimant's microphone and the inspectors' voice (`CallMedia.voice`,
-what the claimant hears) are decoded, mixed and encoded again. Browsers play only the first audio
-track of a file, so a recording with two tracks would play with one side silent; a single mixed track
-is what a user expects. Opus is cheap (decoding ~0.05 ms, encoding ~0.25 ms per 20 ms frame): the
-whole recording thread measured 1.5 % of one core per call.
+Audio: the claimant's microphone and the inspectors' voice (`CallMedia.voice`, what the claimant
+hears) go into the spool as they came, each voice a stream of its own, never decoded during the
+call. The final file has ONE Opus track, their mix, made when the recording is finished
+(recorder/voice_mix.py): browsers play only the first audio track of a file. Decoding both voices
+and encoding the mix live was two thirds of a recording's live cost (1.3 % of a core per call in
+`bench calls`); at the end it takes about 0.8 s of CPU per minute recorded.
 
 One timeline: aiortc rebases each received track's RTP clock to 0 on its own and keeps the sender's
 clock mapping to itself, so the tracks are put side by side by wall clock (TrackClock): a packet's
@@ -19,12 +20,12 @@ video then waits for its next keyframe. The recording's 0 is its first keyframe;
 
 Written progressively: packets go to a Matroska spool file (see recorder/spool.py) that FFmpeg writes
 in clusters of about a second, flushed to the file as each closes, and fsynced every few seconds. A
-crashed server loses only the last ~2 s: the open cluster, the 0.5 s audio mix delay and one batch.
-The spool is remuxed into the final WebM/MP4 when the recording stops, or at the next start-up.
+crashed server loses only the last ~1.5 s: the open cluster and one batch. The spool is made into the
+final WebM/MP4 when the recording stops, or at the next start-up.
 
 Threads: the event loop only stamps each published frame with its arrival time and puts it on a
-queue (a publisher listener, no task of its own). All codec and file work runs in one thread per
-recording, woken every BATCH_S to take what has come: a few wake-ups a second, never one per packet.
+queue (a publisher listener, no task of its own). All file work runs in one thread per recording,
+woken every BATCH_S to take what has come: a few wake-ups a second, never one per packet.
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ from fractions import Fraction
 from typing import Any
 
 import av
-import numpy as np
-from av.audio.codeccontext import AudioCodecContext
 from av.audio.stream import AudioStream
 from av.container.output import OutputContainer
 from av.stream import Stream
@@ -53,6 +52,7 @@ from av.stream import Stream
 from media.call_media import CallMedia
 from media.fanout import Publisher
 from recorder.spool import Finished, Sidecar, SpoolFiles, finalize_spool, lock_spool
+from recorder.voice_mix import add_voice_stream
 from rooms.errors import RoomsError
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,6 @@ OPUS_FRAME = 960  # 20 ms
 MS = Fraction(1, 1000)
 
 BATCH_S = 0.25  # how often the writing thread takes what has arrived
-MIX_DELAY_S = 0.5  # the mixed audio is written this far behind real time, so both voices are in
 CLUSTER_MS = 1000  # Matroska cluster length: what a crash can lose of what was muxed
 FSYNC_S = 5.0
 RESYNC_S = 1.0  # a track's RTP time this far from its arrival time is a new stream
@@ -74,8 +73,6 @@ EARLY_S = 0.01  # jitter smaller than this does not move an anchor
 KEYFRAME_RETRY_S = 1.0
 AUDIO_HELD_S = 4 * 0.020  # aiortc's audio jitter buffer releases a frame four frames later
 VIDEO_HELD_S = 1 / 30  # the video jitter buffer releases a frame when the next one begins
-MAX_AHEAD_S = 5.0  # audio placed further ahead than this is from a broken clock: dropped
-OPUS_BITRATE = 48_000
 
 
 class AlreadyRecording(RoomsError):
@@ -156,61 +153,6 @@ class TrackClock:
         return rtp_s + self._anchor, False
 
 
-class TimelineMix:
-    """Sums decoded voices at their sample positions and hands out whole 20 ms frames, in order."""
-
-    def __init__(self) -> None:
-        self.start = 0  # first sample not handed out yet
-        self._chunks: list[tuple[int, np.ndarray[Any, np.dtype[np.float32]]]] = []
-        self.late_samples = 0
-
-    def add(self, at: int, pcm: np.ndarray[Any, np.dtype[np.float32]]) -> None:
-        if at < self.start:  # its time was written already
-            cut = min(self.start - at, len(pcm))
-            self.late_samples += cut
-            pcm, at = pcm[cut:], self.start
-        if len(pcm) and at - self.start <= MAX_AHEAD_S * RATE:
-            self._chunks.append((at, pcm))
-
-    def take(self, until: int) -> np.ndarray[Any, np.dtype[np.float32]]:
-        """Every whole frame before sample `until`, mixed: shape (frames, 960)."""
-        frames = max(0, (until - self.start) // OPUS_FRAME)
-        end = self.start + frames * OPUS_FRAME
-        out = np.zeros(frames * OPUS_FRAME, dtype=np.float32)
-        kept: list[tuple[int, np.ndarray[Any, np.dtype[np.float32]]]] = []
-        for at, pcm in self._chunks:
-            stop = at + len(pcm)
-            if at < end:
-                upto = min(stop, end)
-                out[at - self.start : upto - self.start] += pcm[: upto - at]
-                if stop > end:
-                    kept.append((end, pcm[end - at :]))
-            else:
-                kept.append((at, pcm))
-        self._chunks = kept
-        self.start = end
-        np.clip(out, -1.0, 1.0, out=out)
-        return out.reshape(frames, OPUS_FRAME)
-
-
-def _opus_decoder() -> AudioCodecContext:
-    decoder = av.CodecContext.create("opus", "r")
-    decoder.sample_rate = RATE
-    # WebRTC's Opus is signalled as 2 channels; the recording is one voice track, so the decoder
-    # downmixes itself, cheaper than decoding two channels and averaging them here.
-    decoder.layout = "mono"
-    return decoder
-
-
-def _mono(frame: av.AudioFrame) -> np.ndarray[Any, np.dtype[np.float32]]:
-    """A decoded frame as mono float samples in -1..1 (FFmpeg's Opus decoder gives planar float)."""
-    pcm = frame.to_ndarray()
-    if not frame.format.is_planar:
-        pcm = pcm.reshape(-1, len(frame.layout.channels)).T
-    mono: np.ndarray[Any, np.dtype[np.float32]] = pcm.mean(axis=0).astype(np.float32)
-    return mono / 32768.0 if frame.format.name.startswith("s16") else mono
-
-
 class SpoolWriter:
     """Muxes one recording into its spool file. Used by the recording's thread only."""
 
@@ -219,21 +161,20 @@ class SpoolWriter:
         self._codec = codec
         self._container: OutputContainer | None = None
         self._video: Stream | None = None
-        self._audio: AudioStream | None = None
         self.t0: float | None = None  # monotonic time of the recording's 0
         self._video_clock = TrackClock(VIDEO_CLOCK)
         self._voice_clocks = {CLAIMANT_VOICE: TrackClock(RATE), INSPECTOR_VOICE: TrackClock(RATE)}
-        self._decoders: dict[str, AudioCodecContext] = {}
-        self._mix = TimelineMix()
+        self._voices: dict[str, AudioStream] = {}
+        self._last_voice_ms = {CLAIMANT_VOICE: -1, INSPECTOR_VOICE: -1}
         self._need_keyframe = True
         self._last_video_ms = -1
         self.wants_keyframe = False
         self.width: int | None = None
         self.height: int | None = None
         self.video_packets = 0
-        self.audio_frames = 0
+        self.voice_packets = 0
         self.dropped = 0
-        self.bad_audio = 0
+        self.late_voice = 0
         self.mux_errors = 0
 
     @property
@@ -254,13 +195,7 @@ class SpoolWriter:
             container_options={"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1"},
         )
         self._video = container.add_mux_stream(self._codec, width=width, height=height)
-        audio = container.add_stream("libopus", rate=RATE)
-        audio.layout = "mono"
-        audio.format = "flt"
-        audio.bit_rate = OPUS_BITRATE
-        # Complexity 5 of 10: a third less encoding time per frame, no audible loss for speech at this rate.
-        audio.codec_context.options = {"compression_level": "5"}
-        self._audio = audio
+        self._voices = {source: add_voice_stream(container) for source in (CLAIMANT_VOICE, INSPECTOR_VOICE)}
         self._container = container
 
     def _add_video(self, arrival: Arrival) -> None:
@@ -296,39 +231,18 @@ class SpoolWriter:
     def _add_voice(self, arrival: Arrival) -> None:
         if self.t0 is None:
             return  # before the first keyframe: not in the recording
-        position, anew = self._voice_clocks[arrival.source].place(
-            arrival.pts, arrival.at - AUDIO_HELD_S - self.t0
-        )
-        decoder = self._decoders.get(arrival.source)
-        if decoder is None or anew:
-            decoder = self._decoders[arrival.source] = _opus_decoder()
-        try:
-            frames = decoder.decode(av.Packet(bytes(arrival.packet)))
-        except av.FFmpegError:
-            self.bad_audio += 1  # a 20 ms gap in that voice
+        position, _ = self._voice_clocks[arrival.source].place(arrival.pts, arrival.at - AUDIO_HELD_S - self.t0)
+        ms = round(position * 1000)
+        if ms < 0 or ms <= self._last_voice_ms[arrival.source]:
+            self.late_voice += 1  # before the recording's 0, or a repeat: its time is taken
             return
-        at = round(position * RATE)
-        for frame in frames:
-            self._mix.add(at, _mono(frame))
-            at += frame.samples
-
-    def mix_until(self, now: float) -> None:
-        """Write the mixed audio up to MIX_DELAY_S before `now` (monotonic)."""
-        if self.t0 is not None:
-            self._write_audio(round((now - MIX_DELAY_S - self.t0) * RATE))
-
-    def _write_audio(self, until: int) -> None:
-        if self._audio is None:
-            return
-        first = self._mix.start
-        for i, chunk in enumerate(self._mix.take(until)):
-            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="flt", layout="mono")
-            frame.sample_rate = RATE
-            frame.pts = first + i * OPUS_FRAME
-            frame.time_base = Fraction(1, RATE)
-            for packet in self._audio.encode(frame):
-                self._mux(packet)
-            self.audio_frames += 1
+        out = av.Packet(bytes(arrival.packet))
+        out.pts = out.dts = ms
+        out.time_base = MS
+        out.stream = self._voices[arrival.source]
+        if self._mux(out):
+            self._last_voice_ms[arrival.source] = ms
+            self.voice_packets += 1
 
     def _mux(self, packet: av.Packet[Any]) -> bool:
         assert self._container is not None
@@ -341,23 +255,19 @@ class SpoolWriter:
             return False
         return True
 
-    def finish(self, end_at: float) -> bool:
-        """Write the audio up to `end_at` (monotonic) and close the spool; False when it has no video."""
-        if self._container is None or self.t0 is None or self._audio is None:
+    def finish(self) -> bool:
+        """Close the spool; False when it has no video."""
+        if self._container is None or self.t0 is None:
             return False
-        end = round((end_at - self.t0) * RATE)
-        self._write_audio(end + OPUS_FRAME - 1)  # up to the end, rounded up to a whole frame
-        for packet in self._audio.encode(None):
-            self._mux(packet)
         self._container.close()
         self._release()
         return True
 
     def _release(self) -> None:
-        # The streams hold the Opus encoder and its FFmpeg worker threads: drop them with the container,
-        # not whenever this writer is collected (bench soak saw threads pile up per recording).
+        # The voice streams hold Opus encoders (for their parameters) and FFmpeg worker threads: drop
+        # them with the container, not whenever this writer is collected (bench soak saw threads pile up).
         self._container = None
-        self._audio = None
+        self._voices = {}
         self._video = None
 
     def abandon(self) -> None:
@@ -383,7 +293,6 @@ class Recording:
         self._video_started = False
         self._waiting_since = 0.0
         self._halt = threading.Event()
-        self._end_at = 0.0
         self._done: concurrent.futures.Future[Finished | None] = concurrent.futures.Future()
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
@@ -447,7 +356,7 @@ class Recording:
                     synced = time.monotonic()
             self._write_batch(loop)
             result = None
-            if self.writer.finish(self._end_at):
+            if self.writer.finish():
                 codec = self.sidecar.codec
                 result = finalize_spool(self.files.spool, codec, self.files.final(codec))
             self._done.set_result(result)
@@ -466,7 +375,6 @@ class Recording:
         except queue.Empty:
             pass
         self.writer.feed(batch)
-        self.writer.mix_until(time.monotonic())
         if self.writer.wants_keyframe:
             self.writer.wants_keyframe = False
             with contextlib.suppress(RuntimeError):  # the loop is closing
@@ -486,7 +394,6 @@ class Recording:
             return None  # never started
         for publisher, listener in self._listening:
             publisher.unlisten(listener)
-        self._end_at = time.monotonic()
         self._halt.set()
         try:
             return await asyncio.wrap_future(self._done)
@@ -495,8 +402,8 @@ class Recording:
         finally:
             await asyncio.to_thread(self._thread.join)
             log.info(
-                "recording %s: %d video packets, %d audio frames, %d dropped, %.3f s CPU",
-                self.files.name, self.writer.video_packets, self.writer.audio_frames, self.writer.dropped, self.cpu_s,
+                "recording %s: %d video packets, %d voice packets, %d dropped, %.3f s CPU",
+                self.files.name, self.writer.video_packets, self.writer.voice_packets, self.writer.dropped, self.cpu_s,
             )
 
     async def discard(self) -> None:

@@ -6,9 +6,10 @@ invite, who started it, the codec, when. The recording's thread holds an advisor
 the spool file as long as it writes, so another process sharing the folder never takes a live
 recording for a dead one.
 
-At stop, or when a restarted server finds a sidecar whose spool nobody holds, the spool is remuxed
-(never re-encoded) into the file browsers play: WebM for VP8, MP4 for H.264, with the index at the
-front so a player can seek before it has the whole file. A spool that a crash cut short is read up to
+At stop, or when a restarted server finds a sidecar whose spool nobody holds, the spool is made into
+the file browsers play: WebM for VP8, MP4 for H.264, with the index at the front so a player can seek
+before it has the whole file. Video is remuxed, never re-encoded; the two voices, kept apart in the
+spool, are mixed into one audio track then (recorder/voice_mix.py). A spool that a crash cut short is read up to
 its last whole cluster. A recording that cannot be made playable or filed is moved into
 `{recordings_dir}/unrecoverable/` and logged, never deleted.
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 import av
 
 from recorder.filing import CaptureFiler
+from recorder.voice_mix import Mixdown
 from rooms.errors import NotFound, RoomsError
 from rooms.models import MediaItem, MediaKind
 
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 SPOOL_SUFFIX = ".mkv"
 SIDECAR_SUFFIX = ".json"
 UNRECOVERABLE = "unrecoverable"
+VIDEO_FRAME_MS = 33  # the last video frame's length, which the mixed audio covers too
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +159,13 @@ class Finished:
 
 
 def finalize_spool(spool: Path, codec: str, dest: Path) -> Finished:
-    """Remux a spool file, whole or cut short by a crash, into its final container at `dest`.
+    """Make a spool file, whole or cut short by a crash, into its final container at `dest`.
 
-    Packets are copied, never decoded. A truncated tail (a crash mid-cluster) ends the copy; a
-    packet whose dts does not advance is dropped, as no muxer takes it. Raises RecordingDamaged
-    when not a single video packet can be read.
+    Video packets are copied, never decoded. The two voices are mixed into one audio track
+    (recorder/voice_mix.py); a spool with one audio track (written before the voices were kept
+    apart) has it copied. A truncated tail (a crash mid-cluster) ends the reading; a packet whose
+    dts does not advance is dropped, as no muxer takes it. Raises RecordingDamaged when not a
+    single video packet can be read.
     """
     final = FINAL_FORMATS[codec]
     counts = {"video": 0, "audio": 0}
@@ -169,20 +174,31 @@ def finalize_spool(spool: Path, codec: str, dest: Path) -> Finished:
     except av.FFmpegError as e:
         raise RecordingDamaged(f"the spool file cannot be read: {e}") from None
     with source:
-        wanted = [s for s in source.streams if s.type in ("video", "audio")]
-        if not any(s.type == "video" for s in wanted):
+        video = [s for s in source.streams if s.type == "video"]
+        audio = [s for s in source.streams if s.type == "audio"]
+        if not video:
             raise RecordingDamaged("the spool file has no video stream")
+        voices = [s.index for s in audio] if len(audio) > 1 else []
+        copied = video + ([] if voices else audio)
         with av.open(str(dest), "w", format=final.container, container_options=final.options) as out:
-            streams = {s.index: out.add_stream_from_template(s) for s in wanted}
+            streams = {s.index: out.add_stream_from_template(s) for s in copied}
+            mixdown = Mixdown(out, voices) if voices else None
             last_dts: dict[int, int] = {}
+            end_ms = 0
             try:
-                for packet in source.demux(wanted):
+                for packet in source.demux(video + audio):
                     if packet.dts is None or packet.size == 0:
                         continue  # the demuxer's end-of-stream marker
                     index = packet.stream.index
                     if index in last_dts and packet.dts <= last_dts[index]:
                         continue
                     last_dts[index] = packet.dts
+                    ms = int(packet.dts * packet.time_base * 1000)
+                    end_ms = max(end_ms, ms)
+                    if mixdown is not None and index in voices:
+                        mixdown.add(index, packet)
+                        mixdown.write_until(ms)
+                        continue
                     kind = packet.stream.type
                     packet.stream = streams[index]
                     out.mux(packet)
@@ -191,10 +207,15 @@ def finalize_spool(spool: Path, codec: str, dest: Path) -> Finished:
                 log.info("spool %s ends early (%s); kept what came before", spool.name, e)
             if counts["video"] == 0:
                 raise RecordingDamaged("the spool file holds no video packet")
+            if mixdown is not None:
+                mixdown.finish(end_ms + VIDEO_FRAME_MS)
+                counts["audio"] = mixdown.frames
+                if mixdown.bad_packets:
+                    log.info("spool %s: %d voice packets could not be decoded", spool.name, mixdown.bad_packets)
     with av.open(str(dest)) as check:
         duration = round(check.duration / 1_000_000, 2) if check.duration else None
-        video = check.streams.video[0]
-        width, height = video.codec_context.width or None, video.codec_context.height or None
+        video_stream = check.streams.video[0]
+        width, height = video_stream.codec_context.width or None, video_stream.codec_context.height or None
     return Finished(
         dest, final.content_type, final.extension, width, height, duration, counts["video"], counts["audio"]
     )
