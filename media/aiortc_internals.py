@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import socket
+import struct
 import time
 from asyncio.selector_events import _SelectorDatagramTransport  # type: ignore[attr-defined]
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     AnyRtcpPacket,
+    HeaderExtensions,
     RtcpByePacket,
     RtcpPsfbPacket,
     RtcpRrPacket,
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 
 NTP_UNIX_OFFSET_S = 2_208_988_800  # 1900-01-01 to 1970-01-01
 DRAIN_DATAGRAMS = 64  # read per wake-up of one socket, at most
+_RTP_FIXED = struct.Struct("!BBHII")
+_RTP_EXTENSION = struct.Struct("!HH")
+_NO_EXTENSIONS = HeaderExtensions()  # shared by every packet without an audio level: read, never written
 
 RECEIVER_FIELDS = ("codecs", "rtx_ssrc", "nack_generator", "remote_streams", "rtcp_ssrc", "active_ssrc")
 SENDER_FIELDS = (
@@ -165,13 +170,16 @@ def receive_rtp_directly(dtls: RTCDtlsTransport, handlers: dict[object, Callable
     loop = asyncio.get_running_loop()
     untapped: set[asyncio.Task[None]] = set()
 
+    ids = _get(dtls._rtp_header_extensions_map, "HeaderExtensionsMap", "ids")
+
     def data_received(data: bytes, component: int) -> None:
         srtp = dtls._rx_srtp
         if len(data) < 12 or data[0] & 0xC0 != 0x80 or 192 <= data[1] <= 223 or srtp is None:
             queue_datagram(data, component)
             return
         try:
-            packet = RtpPacket.parse(srtp.unprotect(data), dtls._rtp_header_extensions_map)
+            plain = srtp.unprotect(data)
+            packet = parse_rtp(plain, ids.audio_level or 0)
         except (pylibsrtp.Error, ValueError):
             return  # what aiortc does with a packet it cannot decrypt or parse
         receiver = dtls._rtp_router.route_rtp(packet)
@@ -179,7 +187,9 @@ def receive_rtp_directly(dtls: RTCDtlsTransport, handlers: dict[object, Callable
         if handler is not None:
             handler(packet)
         elif receiver is not None:
-            task = loop.create_task(receiver._handle_rtp_packet(packet, arrival_time_ms=clock.current_ms()))
+            # aiortc's receiver reads every extension (its bandwidth estimate needs abs-send-time)
+            full = RtpPacket.parse(plain, dtls._rtp_header_extensions_map)
+            task = loop.create_task(receiver._handle_rtp_packet(full, arrival_time_ms=clock.current_ms()))
             untapped.add(task)
             task.add_done_callback(untapped.discard)
 
@@ -189,6 +199,75 @@ def receive_rtp_directly(dtls: RTCDtlsTransport, handlers: dict[object, Callable
         _read_every_datagram(protocol)
     router = dtls._rtp_router
     router.route_rtcp = functools.partial(route_rtcp, router)  # type: ignore[method-assign]
+
+
+def parse_rtp(data: bytes, audio_level_id: int) -> RtpPacket:
+    """aiortc's `RtpPacket.parse` for forwarding: the same checks, but of the header extensions only
+    the audio level (id `audio_level_id`, 0 for none) is read, the one a forwarder passes on.
+
+    aiortc's parse builds a dict-like object of seven extensions and decodes the `mid` string of
+    every packet; forwarding needs none of that. A packet for a receiver without a tap is parsed
+    again in full (`receive_rtp_directly`).
+    """
+    size = len(data)
+    if size < 12:
+        raise ValueError("RTP packet length is less than 12 bytes")
+    first, second, seq, ts, ssrc = _RTP_FIXED.unpack_from(data)
+    if first >> 6 != 2:
+        raise ValueError("RTP packet has invalid version")
+    csrcs = first & 0x0F
+    pos = 12 + 4 * csrcs
+    if size < pos:
+        raise ValueError("RTP packet has truncated CSRC")
+    packet = RtpPacket.__new__(RtpPacket)
+    packet.version = 2
+    packet.marker = second >> 7
+    packet.payload_type = second & 0x7F
+    packet.sequence_number = seq
+    packet.timestamp = ts
+    packet.ssrc = ssrc
+    packet.csrc = list(struct.unpack_from(f"!{csrcs}I", data, 12)) if csrcs else []
+    packet.extensions = _NO_EXTENSIONS
+    if first & 0x10:
+        if size < pos + 4:
+            raise ValueError("RTP packet has truncated extension profile / length")
+        profile, words = _RTP_EXTENSION.unpack_from(data, pos)
+        pos += 4
+        end = pos + 4 * words
+        if size < end:
+            raise ValueError("RTP packet has truncated extension value")
+        if audio_level_id and profile == 0xBEDE:
+            level = _one_byte_audio_level(data, pos, end, audio_level_id)
+            if level is not None:
+                packet.extensions = HeaderExtensions(audio_level=level)
+        pos = end
+    if first & 0x20:
+        padding = data[-1]
+        if not padding or padding > size - pos:
+            raise ValueError("RTP packet padding length is invalid")
+        packet.padding_size = padding
+        packet.payload = data[pos:-padding]
+    else:
+        packet.padding_size = 0
+        packet.payload = data[pos:]
+    return packet
+
+
+def _one_byte_audio_level(data: bytes, pos: int, end: int, wanted: int) -> tuple[bool, int] | None:
+    """The (voice activity, level) of RFC 6464 from one-byte header extensions (RFC 8285)."""
+    level = None
+    while pos < end:
+        head = data[pos]
+        pos += 1
+        if head == 0:
+            continue  # padding
+        length = (head & 0x0F) + 1
+        if end < pos + length:
+            raise ValueError("RTP one-byte header extension value is truncated")
+        if head >> 4 == wanted:
+            level = bool(data[pos] & 0x80), data[pos] & 0x7F
+        pos += length
+    return level
 
 
 def route_rtcp(router: RtpRouter, packet: AnyRtcpPacket) -> set[Any]:
@@ -249,7 +328,7 @@ def _read_every_datagram(protocol: Any) -> None:
 def _read_ready(transport: Any, sock: socket.socket) -> None:
     """asyncio's `_SelectorDatagramTransport._read_ready`, in a loop."""
     for _ in range(DRAIN_DATAGRAMS):
-        if transport._conn_lost or transport.is_closing():
+        if transport._conn_lost or transport._closing:
             return
         try:
             data, addr = sock.recvfrom(transport.max_size)
@@ -291,7 +370,7 @@ async def check() -> None:
     transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
     try:
         assert type(transport) is _SelectorDatagramTransport
-        for name in ("_sock", "_loop", "_protocol", "_conn_lost", "max_size", "_fatal_error"):
+        for name in ("_sock", "_loop", "_protocol", "_conn_lost", "_closing", "max_size", "_fatal_error"):
             getattr(transport, name)
     finally:
         transport.close()

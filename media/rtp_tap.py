@@ -59,6 +59,7 @@ class UpstreamTap:
         self._publisher = publisher
         self._codecs = receiver_codecs(receiver)
         self._names: dict[int, str] = {}
+        self._is_rtx: dict[int, bool] = {}  # by payload type: is_rtx() lowers a string per call
         self._rtx = receiver_rtx_ssrc(receiver)
         self._nack = receiver_nack_generator(receiver)
         self._stats = receiver_stream_stats(receiver)
@@ -83,7 +84,10 @@ class UpstreamTap:
         if stats is None:
             stats = self._stats[packet.ssrc] = StreamStatistics(codec.clockRate)
         stats.add(packet)
-        if is_rtx(codec):
+        rtx = self._is_rtx.get(packet.payload_type)
+        if rtx is None:
+            rtx = self._is_rtx[packet.payload_type] = is_rtx(codec)
+        if rtx:
             original = self._rtx.get(packet.ssrc)
             apt = codec.parameters.get("apt")
             if original is None or len(packet.payload) < 2 or not isinstance(apt, int) or apt not in self._codecs:
