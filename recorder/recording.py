@@ -52,15 +52,13 @@ from av.stream import Stream
 from media.call_media import CallMedia
 from media.fanout import Publisher
 from recorder.spool import Finished, Sidecar, SpoolFiles, finalize_spool, lock_spool
-from recorder.voice_mix import add_voice_stream
+from recorder.voice_mix import RATE, add_voice_stream
 from rooms.errors import RoomsError
 
 log = logging.getLogger(__name__)
 
 VIDEO, CLAIMANT_VOICE, INSPECTOR_VOICE = "video", "claimant", "inspectors"
 VIDEO_CLOCK = 90_000
-RATE = 48_000
-OPUS_FRAME = 960  # 20 ms
 MS = Fraction(1, 1000)
 
 BATCH_S = 0.25  # how often the writing thread takes what has arrived

@@ -135,7 +135,9 @@ class Mixdown:
 
     def write_until(self, ms: int) -> None:
         """Encode and mux the mix up to LAG_MS before `ms`, the time of the last packet read."""
-        self._write(round((ms - LAG_MS) * RATE / 1000))
+        until = round((ms - LAG_MS) * RATE / 1000)
+        if until - self._mix.start >= OPUS_FRAME:  # called per voice packet: most have no whole frame to add
+            self._write(until)
 
     def finish(self, end_ms: int) -> None:
         """Everything up to the end of the recording (or of the last voice), and the encoder's tail."""
